@@ -1,0 +1,1 @@
+"""The LoTTS method as plain torch functions. No `comfy` import anywhere in this package."""

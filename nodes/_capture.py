@@ -1,0 +1,238 @@
+"""Quality-prompt attention capture on a clone of a MODEL.
+
+The candidates are re-noised to a chosen level and the frozen model is evaluated once per level under
+three conditionings (original, high-quality, low-quality prompt). While it runs, patches on the clone
+record, per conditioning, the cross-attention image->prompt-content tokens (CA) and that map propagated
+by the same layer's self-attention (SA @ CA, computed as an attention call with CA as the values).
+The model's outputs are left exactly as without capture.
+"""
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import torch
+from comfy.ldm.modules.attention import optimized_attention
+
+from ..lotts_ops import attention_maps, defect_map
+from . import _model_family
+
+COND_NAMES = ("orig", "high", "low")
+
+
+class AttentionRecorder:
+    """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
+
+    def __init__(self, latent_hw, token_weights, selection, arch):
+        self.latent_hw = latent_hw
+        self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
+        self.selection = selection
+        self.arch = arch
+        self.pending_self_attention = {}
+        self.sums = {}
+        self.counts = {}
+        self.layers_seen = set()
+        self.n_txt = None
+
+    # -- layer selection --------------------------------------------------------------------------
+    def wants(self, layer, n_image_tokens):
+        if self.selection == "all":
+            return True
+        if self.selection is None:  # auto: see README "Choices" (downsampled UNet levels, all FLUX double blocks)
+            if self.arch == _model_family.FLUX:
+                return layer[0] == "double"
+            return n_image_tokens * 4 <= self.latent_hw[0] * self.latent_hw[1]
+        return layer in self.selection
+
+    # -- recording --------------------------------------------------------------------------------
+    def _weights_for_rows(self, cond_or_uncond, rows_per_chunk, n_keys, device, pad_front=0):
+        rows = []
+        for cond_index in cond_or_uncond:
+            w = self.token_weights[cond_index]
+            if w.shape[0] + pad_front < n_keys:
+                w = torch.nn.functional.pad(w, (pad_front, n_keys - w.shape[0] - pad_front))
+            elif pad_front:
+                w = torch.nn.functional.pad(w, (pad_front, 0))[:n_keys]
+            rows.append(w[:n_keys].to(device).expand(rows_per_chunk, -1))
+        return torch.cat(rows, dim=0)
+
+    def record(self, layer, q_img, k_img, ca, cond_or_uncond, grid_hw):
+        """ca: (B_total, N) cross-attention per image token; q_img/k_img: (B_total, h, N, d) self-attention."""
+        propagated = attention_maps.propagate_with_self_attention(q_img, k_img, ca.unsqueeze(-1))[..., 0]
+        h, w = grid_hw
+        maps = torch.stack([ca, propagated], dim=1).reshape(ca.shape[0] * 2, h, w)
+        maps = defect_map.resize_maps(maps.float(), *self.latent_hw).reshape(ca.shape[0], 2, *self.latent_hw)
+        rows = ca.shape[0] // len(cond_or_uncond)
+        for chunk, cond_index in enumerate(cond_or_uncond):
+            part = maps[chunk * rows:(chunk + 1) * rows].cpu()
+            self.sums[cond_index] = self.sums.get(cond_index, 0) + part
+            self.counts[cond_index] = self.counts.get(cond_index, 0) + 1
+        self.layers_seen.add(layer)
+
+    def averaged(self, cond_index):
+        if cond_index not in self.sums:
+            return None
+        return self.sums[cond_index] / self.counts[cond_index]
+
+    def reset_pass(self):
+        self.sums, self.counts = {}, {}
+
+    # -- UNet patches -----------------------------------------------------------------------------
+    def unet_attn1(self, previous):
+        def attn1(q, k, v, extra_options):
+            out = previous(q, k, v, extra_options) if previous else optimized_attention(
+                q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"))
+            layer = (extra_options["block"][0], extra_options["block"][1])
+            if self.wants(layer, q.shape[1]):
+                heads = extra_options["n_heads"]
+                key = layer + (extra_options.get("block_index", 0),)
+                self.pending_self_attention[key] = (attention_maps.split_heads(q, heads),
+                                                    attention_maps.split_heads(k, heads))
+            return out
+        return attn1
+
+    def unet_attn2(self, previous):
+        def attn2(q, k, v, extra_options):
+            out = previous(q, k, v, extra_options) if previous else optimized_attention(
+                q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"))
+            layer = (extra_options["block"][0], extra_options["block"][1])
+            key = layer + (extra_options.get("block_index", 0),)
+            pending = self.pending_self_attention.pop(key, None)
+            if pending is None or q.shape[0] != pending[0].shape[0]:
+                return out
+            heads = extra_options["n_heads"]
+            cond_or_uncond = extra_options["cond_or_uncond"]
+            weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), k.shape[1], q.device)
+            ca = attention_maps.attention_to_tokens(attention_maps.split_heads(q, heads),
+                                                    attention_maps.split_heads(k, heads), weights)
+            shape = extra_options.get("activations_shape")
+            grid = (shape[-2], shape[-1]) if shape is not None else attention_maps.grid_shape(q.shape[1],
+                                                                                               *self.latent_hw)
+            self.record(key, *pending, ca, cond_or_uncond, grid)
+            return out
+        return attn2
+
+    # -- FLUX joint attention ---------------------------------------------------------------------
+    def flux_override(self, previous):
+        def override(func, q, k, v, heads, *args, transformer_options=None, **kwargs):
+            call = previous if previous else (lambda f, *a, **kw: f(*a, **kw))
+            out = call(func, q, k, v, heads, *args, transformer_options=transformer_options, **kwargs)
+            opts = transformer_options or {}
+            layer = (opts.get("block_type"), opts.get("block_index"))
+            n_txt = self.n_txt
+            if layer[0] is None or n_txt is None or not kwargs.get("skip_reshape") or q.ndim != 4:
+                return out
+            n_img = q.shape[2] - n_txt
+            if n_img <= 0 or not self.wants(layer, n_img):
+                return out
+            cond_or_uncond = opts.get("cond_or_uncond", [0])
+            weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device)
+            q_img, k_img = q[:, :, n_txt:], k[:, :, n_txt:]
+            ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
+            grid = attention_maps.grid_shape(n_img, *self.latent_hw)
+            self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
+            return out
+        return override
+
+    def flux_wrapper(self, previous):
+        def wrapper(apply_model, args):
+            self.n_txt = args["c"]["c_crossattn"].shape[1]
+            if previous:
+                return previous(apply_model, args)
+            return apply_model(args["input"], args["timestep"], **args["c"])
+        return wrapper
+
+
+def patched_clone(model, recorder):
+    """A clone of `model` whose attention feeds `recorder`; existing patches are wrapped, not dropped."""
+    patched = model.clone()
+    options = patched.model_options
+    transformer_options = options.setdefault("transformer_options", {})
+    if recorder.arch == _model_family.UNET:
+        replace = transformer_options.get("patches_replace", {})
+        for block_name, block_id in _model_family.unet_transformer_blocks(model):
+            previous1 = replace.get("attn1", {}).get((block_name, block_id))
+            previous2 = replace.get("attn2", {}).get((block_name, block_id))
+            patched.set_model_attn1_replace(recorder.unet_attn1(previous1), block_name, block_id)
+            patched.set_model_attn2_replace(recorder.unet_attn2(previous2), block_name, block_id)
+    else:
+        transformer_options["optimized_attention_override"] = recorder.flux_override(
+            transformer_options.get("optimized_attention_override"))
+        patched.set_model_unet_function_wrapper(recorder.flux_wrapper(options.get("model_function_wrapper")))
+    return patched
+
+
+class QualityPromptGuider(comfy.samplers.CFGGuider):
+    """Evaluates the denoiser under the three quality conditionings at once (no CFG mixing)."""
+
+    def __init__(self, model_patcher, on_predictions):
+        super().__init__(model_patcher)
+        self.on_predictions = on_predictions
+
+    def set_quality_conds(self, conds):
+        self.inner_set_conds(dict(zip(COND_NAMES, conds, strict=True)))
+
+    def predict_noise(self, x, timestep, model_options=None, seed=None):
+        model_options = {} if model_options is None else model_options
+        conds = [self.conds[name] for name in COND_NAMES]
+        predictions = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        self.on_predictions(x, timestep, predictions)
+        return predictions[0]
+
+
+def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """A one-call 'sampler': evaluate the denoiser at sigmas[0] and leave x as it is."""
+    model(x, sigmas[0] * x.new_ones([x.shape[0]]), **(extra_args or {}))
+    return x
+
+
+def capture(model, conds, token_weights, samples, noise_levels, noise_draws, seed, selection):
+    """Run the capture passes. Returns the LOTTS_ATTENTION dict (CPU float32 tensors)."""
+    arch = _model_family.architecture(model)
+    latent = samples["samples"]
+    latent_hw = tuple(latent.shape[-2:])
+    recorder = AttentionRecorder(latent_hw, token_weights, selection, arch)
+    patched = patched_clone(model, recorder)
+    model_sampling = model.get_model_object("model_sampling")
+    totals = {name: {"ca": 0, "ca_prop": 0} for name in COND_NAMES}
+    noise_difference = 0
+    predictions_seen = []
+
+    def on_predictions(x, timestep, predictions):
+        sigma = timestep.reshape(-1, 1, 1, 1).to(x.dtype)
+        predictions_seen.append([(x - p) / sigma for p in predictions])  # eps for EPS, velocity-like for flow
+
+    passes = [level for level in noise_levels for _ in range(noise_draws)]
+    progress = comfy.utils.ProgressBar(len(passes))
+    sampler = comfy.samplers.KSAMPLER(_single_evaluation)
+    for pass_index, level in enumerate(passes):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        sigma = float(model_sampling.percent_to_sigma(1.0 - level))
+        sigmas = torch.tensor([sigma, 0.0])
+        guider = QualityPromptGuider(patched, on_predictions)
+        guider.set_quality_conds(conds)
+        noise = comfy.sample.prepare_noise(latent, seed + pass_index)
+        recorder.reset_pass()
+        predictions_seen.clear()
+        guider.sample(noise, latent, sampler, sigmas, denoise_mask=None, disable_pbar=True, seed=seed + pass_index)
+        for index, name in enumerate(COND_NAMES):
+            maps = recorder.averaged(index)
+            if maps is None:
+                raise RuntimeError(f"no attention was recorded for the '{name}' prompt; check the layers input")
+            totals[name]["ca"] = totals[name]["ca"] + maps[:, 0]
+            totals[name]["ca_prop"] = totals[name]["ca_prop"] + maps[:, 1]
+        eps_orig, eps_high, eps_low = predictions_seen[-1]
+        noise_difference = noise_difference + defect_map.noise_difference_map(eps_low.float(), eps_high.float()).cpu()
+        progress.update(1)
+    n = len(passes)
+    return {
+        "maps": {name: {k: v / n for k, v in entry.items()} for name, entry in totals.items()},
+        "noise_difference": noise_difference / n,
+        "latent_shape": tuple(latent.shape),
+        "layers": sorted(str(layer) for layer in recorder.layers_seen),
+        "noise_levels": list(noise_levels),
+        "noise_draws": noise_draws,
+        "architecture": arch,
+        "model_evaluations": n * len(COND_NAMES) * latent.shape[0],
+    }

@@ -1,0 +1,74 @@
+"""Conditionings for the three quality prompts and which of their tokens carry the prompt's content."""
+
+import torch
+
+DEFAULT_HIGH_TEMPLATE = "A high-quality image of {p}."
+DEFAULT_LOW_TEMPLATE = "A low-quality image of {p}."
+
+
+def fill_template(template, prompt, input_name):
+    if "{p}" not in template:
+        raise ValueError(f"{input_name}: the template must contain {{p}} where the prompt goes, got {template!r}")
+    return template.replace("{p}", prompt)
+
+
+def _flat_tokens(token_chunks):
+    """[(id, weight, word_id), ...] over all 77-token chunks -> ids, is_content flags."""
+    ids, content = [], []
+    for chunk in token_chunks:
+        for token in chunk:
+            token_id, word_id = token[0], token[2]
+            ids.append(token_id if isinstance(token_id, int) else -1)  # embeddings are content too
+            content.append(word_id != 0)
+    return ids, content
+
+
+def _find_run(haystack, needle):
+    for start in range(len(haystack) - len(needle) + 1):
+        if haystack[start:start + len(needle)] == needle:
+            return start
+    return -1
+
+
+def content_token_weights(clip, text, prompt, n_tokens):
+    """(n_tokens,) weights, uniform over the tokens of `prompt` inside `text` (BOS/EOS/padding and the
+    template words excluded). The stream used is the tokenizer output whose length matches the
+    conditioning, so SDXL (l/g), SD1/2 and FLUX (T5) all map token positions correctly."""
+    full = clip.tokenize(text, return_word_ids=True)
+    alone = clip.tokenize(prompt, return_word_ids=True)
+    key = next((k for k, chunks in full.items() if sum(len(c) for c in chunks) == n_tokens), None)
+    if key is None:
+        key = next(iter(full))
+    ids, content = _flat_tokens(full[key])
+    prompt_ids, prompt_content = _flat_tokens(alone[key])
+    prompt_ids = [i for i, c in zip(prompt_ids, prompt_content, strict=True) if c]
+    positions = [i for i, c in enumerate(content) if c]
+    content_ids = [ids[i] for i in positions]
+    start = _find_run(content_ids, prompt_ids) if prompt_ids else -1
+    if start >= 0:
+        positions = positions[start:start + len(prompt_ids)]
+    weights = torch.zeros(n_tokens)
+    positions = [p for p in positions if p < n_tokens]
+    if not positions:
+        raise ValueError("prompt: has no tokens after tokenization; give the prompt the candidates were made from")
+    weights[positions] = 1.0 / len(positions)
+    return weights
+
+
+def encode_quality_conditionings(clip, prompt, high_template, low_template):
+    """[(conditioning, token_weights)] for the original, high-quality and low-quality prompts."""
+    if clip is None:
+        raise ValueError("clip: no CLIP connected (a checkpoint without a text encoder gives None); "
+                         "connect a CLIP loader")
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise ValueError("prompt: is empty; LoTTS contrasts the prompt wrapped in the quality templates")
+    texts = [prompt, fill_template(high_template, prompt, "high_quality_template"),
+             fill_template(low_template, prompt, "low_quality_template")]
+    encoded = []
+    for text in texts:
+        tokens = clip.tokenize(text)
+        conditioning = clip.encode_from_tokens_scheduled(tokens)
+        n_tokens = conditioning[0][0].shape[1]
+        encoded.append((conditioning, content_token_weights(clip, text, prompt, n_tokens)))
+    return encoded

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: build/reuse the local ComfyUI host, lint, then run the whole suite on it.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$REPO/scripts/setup_host.sh"
+PY="${LOTTS_HOST:-$REPO/.host}/venv/bin/python"
+cd "$REPO"
+"$PY" -m ruff check .
+exec "$PY" -m pytest -q -rs --durations=15 "$@"

@@ -1,0 +1,88 @@
+"""Quality-prompt attention capture on the tiny models of every family, through the real executor."""
+
+import copy
+
+import pytest
+import torch
+
+CAPTURE_DEFAULTS = {"high_quality_template": "A high-quality image of {p}.",
+                    "low_quality_template": "A low-quality image of {p}.",
+                    "noise_levels": "0.2, 0.3", "noise_draws": 1, "seed": 5, "layers": "auto"}
+
+
+def capture_graph(family, batch=2, **overrides):
+    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
+    return {
+        "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
+                                                   "latent_image": ["4", 0], "seed": 3, "steps": 3, "cfg": 4.0,
+                                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "7": {"class_type": "LoTTSQualityAttentionCapture", "inputs": {
+            "model": ["1", 0], "clip": ["1", 1], "samples": ["5", 0], "prompt": "a red circle",
+            **CAPTURE_DEFAULTS, **overrides}},
+        "8": {"class_type": "PreviewImage", "inputs": {"images": ["7", 1]}},
+    }
+
+
+def test_capture_maps_every_family(comfy_env, family):
+    result = comfy_env.run(capture_graph(family))
+    attention, heatmap = result.outputs("7")
+    assert attention["family"] in ("sd1x", "sd2x", "sdxl", "flux")
+    assert attention["layers"], "no layer recorded"
+    for name in ("orig", "high", "low"):
+        for kind in ("ca", "ca_prop"):
+            maps = attention["maps"][name][kind]
+            assert maps.shape == (2, 8, 8) and torch.isfinite(maps).all()
+            assert (maps >= 0).all() and maps.max() > 0
+    # the prompts differ, so the low/high contrast is not identically zero
+    diff = attention["maps"]["low"]["ca"] - attention["maps"]["high"]["ca"]
+    assert diff.abs().max() > 0
+    assert attention["noise_difference"].shape == (2, 8, 8)
+    assert attention["model_evaluations"] == 2 * 3 * 2  # levels x conditionings x candidates
+    assert heatmap.shape == (2, 64, 64, 3) and 0 <= heatmap.min() and heatmap.max() <= 1
+    assert len(result.ui["8"]["images"]) == 2
+
+
+def test_capture_leaves_model_unpatched_and_outputs_identical(comfy_env, tiny, family):
+    import comfy.sample
+    import nodes as comfy_nodes
+
+    model, clip, _ = tiny(family)
+    options_before = copy.deepcopy({k: v for k, v in model.model_options.items()})
+    pack = comfy_env.pack.nodes
+    (pos,) = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle")
+    (neg,) = comfy_nodes.CLIPTextEncode().encode(clip, "")
+    channels = 16 if family == "flux" else 4
+    latent = {"samples": torch.zeros(1, channels, 8, 8)}
+
+    @torch.inference_mode()  # as ComfyUI's executor runs nodes
+    def sample(m):
+        noise = comfy.sample.prepare_noise(latent["samples"], 11)
+        return comfy.sample.sample(m, noise, 3, 4.0, "euler", "normal", pos, neg, latent["samples"], seed=11,
+                                   disable_pbar=True)
+
+    plain = sample(model)
+    recorder = pack._capture.AttentionRecorder((8, 8), {0: torch.ones(77) / 77, 1: torch.ones(77) / 77},
+                                               "all", pack._model_family.architecture(model))
+    patched = pack._capture.patched_clone(model, recorder)
+    with_recording = sample(patched)
+    torch.testing.assert_close(with_recording, plain, rtol=0, atol=1e-5)
+    node = pack.attention_capture.LoTTSQualityAttentionCapture()
+    with torch.inference_mode():
+        node.capture(model, clip, {"samples": plain}, "a red circle", **CAPTURE_DEFAULTS)
+    assert model.model_options == options_before or str(model.model_options) == str(options_before)
+    torch.testing.assert_close(sample(model), plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"prompt": "   "}, "prompt: is empty"),
+    ({"noise_levels": "0.3, 2"}, "noise_levels"),
+    ({"layers": "bogus:1"}, "layers"),
+    ({"high_quality_template": "no placeholder"}, "high_quality_template"),
+])
+def test_capture_rejects_bad_input_with_named_error(comfy_env, overrides, message):
+    with pytest.raises(Exception, match=message):
+        comfy_env.run(capture_graph("sd15", batch=1, **overrides))
