@@ -1,0 +1,168 @@
+"""Test-time search in ComfyUI terms: Best-of-N and LoTTS (s seeds x k local refinements x rounds).
+
+Both run on a counting clone of the MODEL, so the reported NFE is every denoiser evaluation made:
+sampling (CFG's two passes), quality-prompt capture passes and refinements. Candidate j of a latent item
+uses noise index j of `seed`, so Best-of-N's first s candidates are LoTTS's s seeds (equal-budget
+comparisons share them).
+"""
+
+from dataclasses import dataclass, field
+
+import comfy.model_management
+import comfy.sample
+import comfy.utils
+import torch
+
+from ..lotts_ops import compute, defect_map
+from . import _capture, _counting, _local
+from .defect_mask import defect_probability_from_capture
+
+
+@dataclass
+class SamplingSettings:
+    positive: list
+    negative: list
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+
+
+@dataclass
+class LocalSettings:
+    conds: list
+    token_weights: dict
+    noise_levels: list
+    noise_draws: int
+    selection: object
+    area_ratio: float
+    foreground_weight: float
+    signal: str
+    start_step: int
+    refinements: int
+    global_steps: int
+    rounds: int
+
+
+@dataclass
+class SearchResult:
+    best_latents: torch.Tensor
+    best_images: torch.Tensor
+    best_masks: torch.Tensor  # latent size; zeros where an unrefined candidate won
+    all_images: torch.Tensor
+    all_scores: torch.Tensor
+    labels: list
+    winners: list
+    report: dict = field(default_factory=dict)
+
+
+def sample_candidates(model, latent, settings, seed, per_item):
+    """`per_item` full samplings per latent item (item-major), noise index j = candidate j of the item."""
+    items = latent["samples"]
+    repeated = items.repeat_interleave(per_item, dim=0)
+    repeated = comfy.sample.fix_empty_latent_channels(model, repeated)
+    noise = torch.cat([comfy.sample.prepare_noise(repeated[i * per_item:(i + 1) * per_item], seed)
+                       for i in range(items.shape[0])])
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    return comfy.sample.sample(model, noise, settings.steps, settings.cfg, settings.sampler_name, settings.scheduler,
+                               settings.positive, settings.negative, repeated, disable_pbar=True, seed=seed)
+
+
+def decode_and_score(vae, verifier, latents, prompt):
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    images = vae.decode(latents)
+    if images.ndim == 5:  # video VAEs return (B, T, H, W, C); one frame here
+        images = images.reshape(-1, *images.shape[-3:])
+    scores = verifier.score(images, [prompt] * images.shape[0])
+    return images, scores
+
+
+def _report(method, counter, nfe_sampling, items, per_item, settings, extra):
+    nfe_per_sample = nfe_sampling / (items * per_item)
+    return {"method": method, "nfe": counter.count, "nfe_per_image": counter.count / items,
+            "nfe_per_full_sample": nfe_per_sample,
+            "equivalent_full_samples": compute.equivalent_full_samples(counter.count / items, nfe_per_sample),
+            "steps": settings.steps, "cfg": settings.cfg, **extra}
+
+
+def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=None):
+    counted, counter = _counting.counting_clone(model)
+    items = latent["samples"].shape[0]
+    candidates = sample_candidates(counted, latent, settings, seed, n)
+    nfe_sampling = counter.count
+    images, scores = decode_and_score(vae, verifier, candidates, prompt)
+    if progress:
+        progress.update(1)
+    grouped = scores.reshape(items, n)
+    winners = [i * n + int(grouped[i].argmax()) for i in range(items)]
+    report = _report("best_of_n", counter, nfe_sampling, items, n, settings,
+                     {"n": n, "samples_per_prompt": n, "scores": [round(float(s), 5) for s in scores],
+                      "winners": winners})
+    mask = torch.zeros(items, *candidates.shape[-2:])
+    return SearchResult(candidates[winners], images[winners], mask, images, scores,
+                        [f"s{j}" for _ in range(items) for j in range(n)], winners, report)
+
+
+def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress=None):
+    """s seeds per latent item, then `rounds` times: localize, refine k times, keep the best of each lineage."""
+    counted, counter = _counting.counting_clone(model)
+    items = latent["samples"].shape[0]
+    current = sample_candidates(counted, latent, settings, seed, seeds)
+    nfe_sampling = counter.count
+    images, scores = decode_and_score(vae, verifier, current, prompt)
+    if progress:
+        progress.update(1)
+    pool_images, pool_scores = [images], [scores]
+    labels = [f"s{j}" for _ in range(items) for j in range(seeds)]
+    lineage_index = list(range(items * seeds))  # pool index of each lineage's current best
+    current_scores = scores.clone()
+    current_masks = torch.zeros(current.shape[0], *current.shape[-2:])
+    nfe_capture = 0
+    for round_index in range(local.rounds):
+        round_seed = seed + 1_000_003 * (round_index + 1)
+        before = counter.count
+        attention = _capture.capture(counted, local.conds, local.token_weights, {"samples": current},
+                                     local.noise_levels, local.noise_draws, round_seed, local.selection)
+        nfe_capture += counter.count - before
+        p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
+                                                                      local.foreground_weight, True))
+        masks = defect_map.top_area_mask(p, local.area_ratio)
+        refined, _ = _local.localized_refine(counted, settings.positive, settings.negative, {"samples": current},
+                                             masks, round_seed, settings.steps, settings.cfg, settings.sampler_name,
+                                             settings.scheduler, local.start_step, local.refinements,
+                                             local.global_steps, show_progress=False)
+        refined_images, refined_scores = decode_and_score(vae, verifier, refined["samples"], prompt)
+        offset = sum(len(s) for s in pool_scores)
+        pool_images.append(refined_images)
+        pool_scores.append(refined_scores)
+        k = local.refinements
+        for lineage in range(current.shape[0]):
+            labels.extend(f"{labels[lineage_index[lineage]]}r{round_index + 1}.{j}" for j in range(k))
+            block = refined_scores[lineage * k:(lineage + 1) * k]
+            best = int(block.argmax())
+            if float(block[best]) > float(current_scores[lineage]):  # a refinement must beat its parent
+                current = current.clone() if lineage == 0 else current
+                current[lineage] = refined["samples"][lineage * k + best]
+                current_scores[lineage] = block[best]
+                current_masks[lineage] = masks[lineage]
+                lineage_index[lineage] = offset + lineage * k + best
+        if progress:
+            progress.update(1)
+    all_images, all_scores = torch.cat(pool_images), torch.cat(pool_scores)
+    grouped = current_scores.reshape(items, seeds)
+    chosen = [i * seeds + int(grouped[i].argmax()) for i in range(items)]
+    winners = [lineage_index[c] for c in chosen]
+    report = _report("lotts", counter, nfe_sampling, items, seeds, settings, {
+        "seeds": seeds, "refinements": local.refinements, "rounds": local.rounds,
+        "samples_per_prompt": compute.lotts_samples_per_prompt(seeds, local.refinements, local.rounds),
+        "nfe_sampling": nfe_sampling, "nfe_capture": nfe_capture,
+        "nfe_refinement": counter.count - nfe_sampling - nfe_capture,
+        "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
+        "scores": [round(float(s), 5) for s in all_scores], "labels": labels,
+        "winners": [labels[w] for w in winners]})
+    return SearchResult(current[chosen], all_images[winners], current_masks[chosen], all_images, all_scores,
+                        labels, winners, report)
+
+
+def stage_progress(total):
+    return comfy.utils.ProgressBar(total)

@@ -1,0 +1,93 @@
+"""Search nodes on every tiny family: NFE matches an independent count, selection stays aligned."""
+
+import json
+
+import pytest
+import torch
+
+STEPS = 4
+
+
+def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1):
+    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
+    common = {"vae": ["1", 2], "verifier": ["6", 0], "positive": ["2", 0], "negative": ["3", 0],
+              "latent_image": ["4", 0], "prompt": "a red circle", "seed": 21, "steps": STEPS, "cfg": 3.0,
+              "sampler_name": "euler", "scheduler": "normal"}
+    return {
+        "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+        "6": {"class_type": "LoTTSTestContrastVerifier", "inputs": {}},
+        "10": {"class_type": "LoTTSTestCountingModel", "inputs": {"model": ["1", 0], "label": f"bon-{family}"}},
+        "11": {"class_type": "LoTTSTestCountingModel", "inputs": {"model": ["1", 0], "label": f"lotts-{family}"}},
+        "20": {"class_type": "LoTTSBestOfN", "inputs": {**common, "model": ["10", 0], "n": n}},
+        "21": {"class_type": "LoTTSSearch", "inputs": {
+            **common, "model": ["11", 0], "clip": ["1", 1], "seeds": seeds, "refinements": refinements,
+            "rounds": rounds, "start_at_step": 2, "start_fraction": 0.0, "global_steps": 1, "area_ratio": 0.5,
+            "foreground_weight": 0.3, "signal": "attention", "noise_levels": "0.3",
+            "high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",
+            "layers": "auto"}},
+        "30": {"class_type": "PreviewImage", "inputs": {"images": ["20", 3]}},
+        "31": {"class_type": "PreviewImage", "inputs": {"images": ["21", 3]}},
+    }
+
+
+def test_search_nfe_matches_independent_count(comfy_env, family):
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    result = comfy_env.run(search_graph(family))
+    bon = json.loads(result.outputs("20")[4])
+    lotts = json.loads(result.outputs("21")[4])
+    assert bon["nfe"] == counts[f"bon-{family}"] == result.outputs("20")[5]
+    assert lotts["nfe"] == counts[f"lotts-{family}"] == result.outputs("21")[5]
+    passes = 2  # cfg 3.0: conditional + unconditional, euler: one evaluation per step
+    assert bon["nfe"] == 3 * STEPS * passes
+    # 1 seed: full sampling + 1 capture level x 3 prompts + 2 refinements from step 2 of 4
+    assert lotts["nfe_sampling"] == STEPS * passes
+    assert lotts["nfe_capture"] == 3
+    assert lotts["nfe_refinement"] == 2 * (STEPS - 2) * passes
+    assert lotts["samples_per_prompt"] == 3 == bon["samples_per_prompt"]
+    assert lotts["equivalent_full_samples"] < bon["equivalent_full_samples"]
+    assert len(lotts["scores"]) == 3 and len(lotts["labels"]) == 3
+    for node in ("20", "21"):
+        image, latent, mask = result.outputs(node)[:3]
+        assert image.shape == (1, 64, 64, 3) and mask.shape == (1, 64, 64)
+        assert latent["samples"].shape[0] == 1
+
+
+def test_search_is_deterministic_batch_aware_and_best_is_scored_max(comfy_env):
+    graph = search_graph("sd15", n=2, seeds=2, refinements=1, rounds=2, batch=2)
+    first, second = comfy_env.run(graph), comfy_env.run(graph)
+    for node in ("20", "21"):
+        assert torch.equal(first.outputs(node)[0], second.outputs(node)[0])
+        assert first.outputs(node)[4] == second.outputs(node)[4]
+    lotts = json.loads(first.outputs("21")[4])
+    assert lotts["samples_per_prompt"] == 2 * (1 + 1 * 2)
+    assert len(lotts["winners"]) == 2 and first.outputs("21")[0].shape[0] == 2
+    scores = torch.tensor(lotts["scores"])
+    assert len(scores) == 2 * 2 + 2 * 2 * 1 * 2  # items x seeds + items x seeds x k x rounds
+    # Best-of-N's first candidates are LoTTS's seeds: same noise indices of the same seed
+    bon = json.loads(first.outputs("20")[4])
+    assert bon["scores"][:2] == lotts["scores"][:2]
+
+
+def test_select_best_keeps_images_latents_masks_aligned(comfy_env):
+    # distinct latents: noise of increasing scale per batch item, so contrast ranks them
+    noise = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * torch.tensor(
+        [0.5, 3.0, 1.0, 2.0]).reshape(4, 1, 1, 1)
+    latent = {"samples": noise}
+    _, _, vae = comfy_env.test_pack.tiny_models.tiny_family("sd15")
+    with torch.inference_mode():
+        images = vae.decode(noise)
+    masks = torch.arange(4).float().reshape(4, 1, 1).expand(4, 64, 64) / 4
+    node = comfy_env.pack.nodes.select_best.LoTTSSelectBest()
+    out = node.select(images, comfy_env.test_pack._ContrastVerifier(), "p", 2, latent=latent, mask=masks)
+    chosen = json.loads(out["result"][3])["chosen"]
+    expected = torch.argsort(images.flatten(1).std(1), descending=True)[:2].tolist()
+    assert chosen == expected
+    assert torch.equal(out["result"][0], images[chosen])
+    assert torch.equal(out["result"][1]["samples"], noise[chosen])
+    assert torch.equal(out["result"][2], masks[chosen])
+    assert torch.equal(latent["samples"], noise), "input latent must not be modified"
+    with pytest.raises(ValueError, match="latent: batch size 3"):
+        node.select(images, comfy_env.test_pack._ContrastVerifier(), "p", 1, latent={"samples": noise[:3]})
