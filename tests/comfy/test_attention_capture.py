@@ -48,7 +48,6 @@ def test_capture_maps_every_family(comfy_env, family):
 
 def test_capture_leaves_model_unpatched_and_outputs_identical(comfy_env, tiny, family):
     import comfy.sample
-
     import nodes as comfy_nodes
 
     model, clip, _ = tiny(family)
