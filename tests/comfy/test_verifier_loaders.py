@@ -284,6 +284,21 @@ def test_aesthetic_head_on_comfy_clip_vision(vl, vdir, tmp_path):
         wrong.score(images)
 
 
+def test_niqe_node_takes_a_user_pristine_model_from_the_folder(vl, vdir):
+    from lotts_ops.verifiers.niqe import load_niqe_params
+
+    mu, cov = load_niqe_params()
+    np.savez(vdir / "niqe_pris_params.npz", mu_pris_param=mu[None] + 0.5, cov_pris_param=cov)
+    choices = vl.LoTTSNIQEVerifier.INPUT_TYPES()["required"]["pristine_model"][0]
+    assert choices[0] == vl.NIQE_DEFAULT_PARAMS and "niqe_pris_params.npz" in choices
+    images = _images(1, 64, 64)
+    custom = vl.LoTTSNIQEVerifier().load(32, "niqe_pris_params.npz")[0]
+    default = vl.LoTTSNIQEVerifier().load(32, vl.NIQE_DEFAULT_PARAMS)[0]
+    assert "niqe_pris_params.npz" in custom.name and custom.score(images) != default.score(images)
+    with pytest.raises(ValueError, match="pristine_model"):
+        vl.LoTTSNIQEVerifier().load(96, "gone.npz")
+
+
 def test_a_missing_library_disables_only_its_loader(vl, vdir, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
     with pytest.raises(RuntimeError, match="transformers"):
