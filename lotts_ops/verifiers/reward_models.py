@@ -43,9 +43,10 @@ def clip_preprocess(
 ) -> torch.Tensor:
     """ComfyUI IMAGE (B, H, W, 3) in [0, 1] -> normalized pixel values (B, 3, size, size).
 
-    ``mode="crop"``: shorter side to ``size`` (bicubic, antialiased), centre crop; what CLIP/HF
-    ``CLIPImageProcessor``, torchvision ``Resize+CenterCrop`` (ImageReward, OpenAI CLIP) and ComfyUI's
-    ``clip_preprocess`` do. ``mode="pad"``: longer side to ``size`` and centred black padding, open_clip's
+    ``mode="crop"``: shorter side to ``size`` (bicubic, antialiased; the longer side truncated like
+    torchvision/HF), centre crop at ``(excess) // 2``: HF ``CLIPImageProcessor`` (PickScore, CLIPScore) and
+    torchvision ``Resize+CenterCrop`` (ImageReward, OpenAI CLIP; torchvision rounds an odd excess's half-pixel
+    offset to even, HF floors it). ``mode="pad"``: longer side to ``size`` and centred black padding, open_clip's
     ``ResizeMaxSize`` used by HPSv2's evaluation transform. Values are rounded to the 8-bit grid like a PIL
     round trip. The input is never modified.
     """
@@ -53,8 +54,8 @@ def clip_preprocess(
     h, w = x.shape[-2:]
     if mode == "crop":
         if (h, w) != (size, size):
-            scale = size / min(h, w)
-            new = (max(size, round(h * scale)), max(size, round(w * scale)))
+            # torchvision Resize(size) / HF CLIPImageProcessor: short side = size, long side truncated
+            new = (size, max(size, int(size * w / h))) if h <= w else (max(size, int(size * h / w)), size)
             x = F.interpolate(x, size=new, mode="bicubic", antialias=True, align_corners=False)
             top, left = (new[0] - size) // 2, (new[1] - size) // 2
             x = x[:, :, top : top + size, left : left + size]

@@ -251,11 +251,21 @@ def test_clip_preprocess_crop_and_pad():
     assert torch.allclose(pad[:, :, 0, 0], black.expand(2, 3))  # letterbox rows are black
     assert torch.allclose(pad[:, :, 31, 5], black.expand(2, 3))
     assert not torch.allclose(crop[:, :, 0, 0], black.expand(2, 3))
-    same = clip_preprocess(torch.full((1, 32, 32, 3), 0.5), 32, "crop")
-    assert torch.allclose(same, ((torch.round(torch.tensor(127.5)) / 255 - black * 0 - torch.tensor(
-        [0.48145466, 0.4578275, 0.40821073])) / torch.tensor([0.26862954, 0.26130258, 0.27577711])).view(1, 3, 1, 1)
-        .expand(1, 3, 32, 32), atol=1e-6)
+    grey = clip_preprocess(torch.full((1, 32, 32, 3), 0.5), 32, "crop")  # no resize; 0.5 -> 128/255 (8-bit grid)
+    expected = (128 / 255 - torch.tensor([0.48145466, 0.4578275, 0.40821073])) / torch.tensor(
+        [0.26862954, 0.26130258, 0.27577711])
+    assert torch.allclose(grey, expected.view(1, 3, 1, 1).expand(1, 3, 32, 32), atol=1e-6)
     assert torch.equal(images, before)
+
+
+def test_clip_preprocess_geometry_follows_torchvision_and_hf():
+    images = torch.rand(1, 384, 512, 3)
+    # short side 224, long side int(224 * 512 / 384) = 298 (not round: 299), crop offset (298 - 224) // 2 = 37
+    x = torch.nn.functional.interpolate(images.movedim(-1, 1), size=(224, 298), mode="bicubic", antialias=True)
+    x = torch.clamp(x[:, :, :, 37:261] * 255, 0, 255).round() / 255
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    torch.testing.assert_close(clip_preprocess(images, 224, "crop"), (x - mean) / std)
 
 
 def test_mlp_head_rebuilds_the_laion_layout():
