@@ -68,13 +68,17 @@ def sample_candidates(model, latent, settings, seed, per_item):
                                settings.positive, settings.negative, repeated, disable_pbar=True, seed=seed)
 
 
-def decode_and_score(vae, verifier, latents, prompt):
+def decode(vae, latents):
     comfy.model_management.throw_exception_if_processing_interrupted()
     images = vae.decode(latents)
     if images.ndim == 5:  # video VAEs return (B, T, H, W, C); one frame here
         images = images.reshape(-1, *images.shape[-3:])
-    scores = verifier.score(images, [prompt] * images.shape[0])
-    return images, scores
+    return images
+
+
+def decode_and_score(vae, verifier, latents, prompt):
+    images = decode(vae, latents)
+    return images, verifier.score(images, [prompt] * images.shape[0])
 
 
 def _report(method, counter, nfe_sampling, items, per_item, settings, extra):
@@ -115,6 +119,8 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
     pool_images, pool_scores = [images], [scores]
     labels = [f"s{j}" for _ in range(items) for j in range(seeds)]
     lineage_index = list(range(items * seeds))  # pool index of each lineage's current best
+    current = current.clone()  # lineage winners are written into it; sampling's output stays untouched
+    current_images = images.clone()
     current_scores = scores.clone()
     current_masks = torch.zeros(current.shape[0], *current.shape[-2:])
     nfe_capture = 0
@@ -131,7 +137,13 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
                                              masks, round_seed, settings.steps, settings.cfg, settings.sampler_name,
                                              settings.scheduler, local.start_step, local.refinements,
                                              local.global_steps, show_progress=False)
-        refined_images, refined_scores = decode_and_score(vae, verifier, refined["samples"], prompt)
+        # parents and children in ONE scoring call: batch-relative verifiers (rank ensembles) only
+        # compare within a batch
+        refined_images = decode(vae, refined["samples"])
+        batch_scores = verifier.score(torch.cat([current_images, refined_images]),
+                                      [prompt] * (current.shape[0] + refined_images.shape[0]))
+        current_scores = batch_scores[:current.shape[0]].clone()
+        refined_scores = batch_scores[current.shape[0]:]
         offset = sum(len(s) for s in pool_scores)
         pool_images.append(refined_images)
         pool_scores.append(refined_scores)
@@ -141,8 +153,8 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
             block = refined_scores[lineage * k:(lineage + 1) * k]
             best = int(block.argmax())
             if float(block[best]) > float(current_scores[lineage]):  # a refinement must beat its parent
-                current = current.clone() if lineage == 0 else current
                 current[lineage] = refined["samples"][lineage * k + best]
+                current_images[lineage] = refined_images[lineage * k + best]
                 current_scores[lineage] = block[best]
                 current_masks[lineage] = masks[lineage]
                 lineage_index[lineage] = offset + lineage * k + best
