@@ -97,8 +97,9 @@ def run_batch(server_urls, jobs, output_dir=None, timeout=600.0, retries=2, per_
         return any(s.alive and s is not server for s in servers)
 
     def worker(server):
+        client = ComfyClient(server.url, timeout=request_timeout)  # own client id: events come to this thread
         while not done.is_set() and server.alive:
-            if server.busy_with_others() and others_alive(server):
+            if not pending.empty() and server.busy_with_others() and others_alive(server):
                 time.sleep(busy_wait)
                 continue
             try:
@@ -113,7 +114,7 @@ def run_batch(server_urls, jobs, output_dir=None, timeout=600.0, retries=2, per_
                 server.inflight += 1
             started = time.time()
             try:
-                result = server.client.run(job.graph, output_dir=job_dir, timeout=timeout,
+                result = client.run(job.graph, output_dir=job_dir, timeout=timeout,
                                            on_event=(lambda m, j=job: on_event(server.url, j, m)) if on_event else None)
             except ServerUnavailable as exc:
                 with server.lock:

@@ -254,6 +254,8 @@ def _depths(graph):
 def _node_size(spec, class_type):
     if class_type in ("SaveImage", "PreviewImage"):
         return [320, 300]
+    if class_type == "PreviewAny":  # the front end adds a text box for the value
+        return [320, 160]
     links = [s for s in spec.inputs.values() if not s.is_widget]
     rows = max(len(links), len(spec.outputs), 1)
     height = rows * SLOT_HEIGHT + NODE_PADDING

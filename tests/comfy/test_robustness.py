@@ -104,6 +104,7 @@ def test_load_60_prompts_complete_correctly_and_memory_stays_flat(comfy_server):
         candidates.add(tuple(candidate.flatten()[:8].tolist()))
     assert len(candidates) == 50, "each prompt must have run with its own seed"
     growth = final - baseline
+    print(f"server RSS after warm-up {baseline / 2**20:.0f} MB, after 50 more prompts {final / 2**20:.0f} MB")
     assert growth <= max(0.10 * baseline, 100 * 2**20), (
         f"server RSS grew by {growth / 2**20:.0f} MB over 50 prompts (from {baseline / 2**20:.0f} MB)")
 
