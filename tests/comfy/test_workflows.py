@@ -16,8 +16,8 @@ from lotts_client import ComfyClient, overrides, workflow  # noqa: E402
 WORKFLOWS = harness.REPO / "workflows"
 FAMILY_FILES = {"sd15": "lotts_sd15", "sd21": "lotts_sd21", "sdxl": "lotts_sdxl", "flux": "lotts_flux"}
 DEMO_FILES = ("lotts_demo_pipeline", "lotts_demo_search", "lotts_vs_best_of_n_demo")
-LOADERS = {"CheckpointLoaderSimple": {0: 0, 1: 1, 2: 2}, "UNETLoader": {0: 0}, "DualCLIPLoader": {0: 1},
-           "VAELoader": {0: 2}}
+LOADERS = {"CheckpointLoaderSimple": {0: 0, 1: 1, 2: 2}, "LoTTSDemoModelLoader": {0: 0, 1: 1, 2: 2},
+           "UNETLoader": {0: 0}, "DualCLIPLoader": {0: 1}, "VAELoader": {0: 2}}
 TINY = "900"
 
 pytestmark = pytest.mark.server
@@ -156,6 +156,26 @@ def test_family_workflow_runs_on_tiny_models(comfy_server, family):
     report = json.loads(next(iter(result.texts.values()))[0])
     assert report["method"] == "lotts" and report["samples_per_prompt"] == 3 and len(report["scores"]) == 3
     assert report["start_step"] == {"sd15": 2, "sd21": 2, "sdxl": 1, "flux": 1}[family]
+
+
+@pytest.mark.slow
+def test_demo_workflows_run_on_tiny_models(comfy_server):
+    """The demo graphs' wiring executes (every stage's outputs saved) even before the demo model is trained."""
+    pipeline = comfy_server.wait(comfy_server.submit(on_tiny_models(api_graph("lotts_demo_pipeline"), "sd15")))
+    saved = {}
+    for output in pipeline["outputs"].values():
+        for image in output.get("images", []):
+            saved.setdefault(image["filename"].rsplit("_", 2)[0], []).append(image)
+    counts = {stage: len(saved.get(f"demo_pipeline_{stage}", [])) for stage in
+              ("original", "heatmap", "mask", "candidates", "chosen")}
+    assert counts == {"original": 3, "heatmap": 3, "mask": 3, "candidates": 1, "chosen": 1}
+    scores = json.loads(pipeline["outputs"]["23"]["text"][0])
+    assert len(scores["scores"]) == 3 + 3 * 2  # 3 originals + k = 2 refinements each
+    versus = overrides.set_budget(on_tiny_models(api_graph("lotts_vs_best_of_n_demo"), "sd15"), 3)
+    entry = comfy_server.wait(comfy_server.submit(versus))
+    reports = [json.loads(entry["outputs"][node]["text"][0]) for node in ("13", "14")]
+    assert [r["method"] for r in reports] == ["lotts", "best_of_n"]
+    assert reports[0]["samples_per_prompt"] == reports[1]["samples_per_prompt"] == 3
 
 
 def test_demo_pipeline_executes_end_to_end(comfy_server, object_info, tmp_path):
