@@ -3,6 +3,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$REPO/scripts/setup_host.sh"
+bash "$REPO/scripts/setup_browser.sh"   # Debian chromium for the UI test (no browser download)
 PY="${LOTTS_HOST:-$REPO/.host}/venv/bin/python"
 cd "$REPO"
 "$PY" -m ruff check .
