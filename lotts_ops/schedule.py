@@ -15,10 +15,10 @@ def resolve_start_step(steps: int, start_step: int, start_fraction: float) -> in
     in [0, steps - 1] (at least one step must remain to denoise).
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ValueError(f"steps: must be >= 1, got {steps}")
     if start_fraction > 0:
         if start_fraction > 1:
-            raise ValueError(f"start_fraction must be in [0, 1], got {start_fraction}")
+            raise ValueError(f"start_fraction: must be in [0, 1], got {start_fraction}")
         resolved = round(start_fraction * steps)
         if not 0 <= resolved <= steps - 1:
             raise ValueError(
@@ -27,9 +27,9 @@ def resolve_start_step(steps: int, start_step: int, start_fraction: float) -> in
             )
         return resolved
     if start_fraction < 0:
-        raise ValueError(f"start_fraction must be in [0, 1], got {start_fraction}")
+        raise ValueError(f"start_fraction: must be in [0, 1], got {start_fraction}")
     if not 0 <= start_step <= steps - 1:
-        raise ValueError(f"start_at_step must be in [0, {steps - 1}] for {steps} steps, got {start_step}")
+        raise ValueError(f"start_at_step: must be in [0, {steps - 1}] for {steps} steps, got {start_step}")
     return int(start_step)
 
 
@@ -59,7 +59,7 @@ def is_harmonization_step(sigma, sigmas, global_steps: int) -> bool:
     Those final steps run without the inpainting mask so the refined region blends in.
     """
     if global_steps < 0:
-        raise ValueError(f"global_steps must be >= 0, got {global_steps}")
+        raise ValueError(f"global_steps: must be >= 0, got {global_steps}")
     steps = torch.as_tensor(sigmas).reshape(-1).numel() - 1
     return step_index(sigma, sigmas) >= steps - global_steps
 

@@ -73,3 +73,12 @@ def parse_layer_selection(text, arch):
     if not chosen:
         raise ValueError("layers: no layer listed; use 'auto', 'all' or e.g. 'input:4, middle:0'")
     return chosen
+
+
+def check_latent_channels(model, samples, input_name="samples"):
+    """A clear error when a latent was made by another model family (e.g. a 16-channel FLUX latent into SD1.x)."""
+    expected = getattr(model.get_model_object("latent_format"), "latent_channels", None)
+    channels = samples["samples"].shape[1]
+    if expected is not None and channels != expected:
+        raise ValueError(f"{input_name}: latent has {channels} channels, this {family_name(model)} model expects "
+                         f"{expected}; was it made by another model family?")

@@ -52,6 +52,7 @@ class LoTTSQualityAttentionCapture:
     def capture(self, model, clip, samples, prompt, high_quality_template, low_quality_template,
                 noise_levels, noise_draws, seed, layers):
         arch = _model_family.architecture(model)
+        _model_family.check_latent_channels(model, samples)
         levels = schedule.parse_float_list(noise_levels, "noise_levels", 0.0, 1.0)
         if any(level <= 0.0 for level in levels):
             raise ValueError("noise_levels: every level must be above 0 (0 means no noise, nothing to read)")

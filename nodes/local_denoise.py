@@ -3,7 +3,7 @@
 import comfy.samplers
 
 from ..lotts_ops import schedule
-from . import _local
+from . import _local, _model_family
 
 REFINEMENTS_TOOLTIP = "k: refinements per candidate (the paper's best: 2). The output batch is candidates x k."
 
@@ -92,6 +92,7 @@ class LoTTSLocalRefine:
 
     def refine(self, model, positive, negative, samples, mask, seed, steps, cfg, sampler_name, scheduler,
                start_at_step, start_fraction, refinements, global_steps):
+        _model_family.check_latent_channels(model, samples)
         start = schedule.resolve_start_step(steps, start_at_step, start_fraction)
         refined, noise_mask = _local.localized_refine(model, positive, negative, samples, mask, seed, steps, cfg,
                                                       sampler_name, scheduler, start, refinements, global_steps)

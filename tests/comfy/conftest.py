@@ -1,5 +1,6 @@
 """Fixtures for tests that drive the real ComfyUI (see tests/harness.py)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,10 @@ FAMILIES = ("sd15", "sd21", "sdxl", "flux")
 def comfy_env(tmp_path_factory):
     """ComfyUI imported in this process (CPU), the LoTTS pack and the test pack loaded.
     `.pack` is the pack module as ComfyUI loaded it; `.run(prompt)` executes an API-format graph."""
+    import torch
+
+    # one thread unless told otherwise: on a shared 2-core machine two make tiny-model steps ~10x slower
+    torch.set_num_threads(int(os.environ.get("LOTTS_TEST_THREADS", "1")))
     return harness.start_in_process(tmp_path_factory.mktemp("comfy"))
 
 

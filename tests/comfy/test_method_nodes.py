@@ -123,3 +123,16 @@ def test_refine_rejects_mismatched_masks(comfy_env, mask_node, message):
     graph["11"] = save(["10", 0])
     with pytest.raises(GraphError, match=message):
         comfy_env.run(graph)
+
+
+def test_latent_from_another_family_is_named(comfy_env):
+    from harness import GraphError
+
+    graph = base_graph("sd15", batch=1)
+    graph["30"] = {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+    graph["31"] = {"class_type": "LatentAdd", "inputs": {"samples1": ["30", 0], "samples2": ["30", 0]}}
+    graph["10"] = local_refine(["9", 0])
+    graph["10"]["inputs"]["samples"] = ["31", 0]
+    graph["11"] = save(["10", 0])
+    with pytest.raises(GraphError, match="samples: latent has 16 channels, this sd1x model expects 4"):
+        comfy_env.run(graph)

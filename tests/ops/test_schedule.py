@@ -24,7 +24,7 @@ def test_resolve_start_step():
     ("steps", "start", "fraction", "match"),
     [
         (0, 0, 0.0, "steps"),
-        (30, 30, 0.0, r"start_at_step must be in \[0, 29\]"),
+        (30, 30, 0.0, r"start_at_step: must be in \[0, 29\]"),
         (30, -1, 0.0, "start_at_step"),
         (30, 0, 0.99, r"start_fraction=0.99.*\[0, 29\]"),
         (30, 0, 1.5, "start_fraction"),
