@@ -89,35 +89,37 @@ def _report(method, counter, nfe_sampling, items, per_item, settings, extra):
             "steps": settings.steps, "cfg": settings.cfg, **extra}
 
 
-def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=None):
+def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, per_item, progress):
+    """Counting clone, `per_item` full samples per latent item, decoded and scored."""
     counted, counter = _counting.counting_clone(model)
-    items = latent["samples"].shape[0]
-    candidates = sample_candidates(counted, latent, settings, seed, n)
+    candidates = sample_candidates(counted, latent, settings, seed, per_item)
     nfe_sampling = counter.count
     images, scores = decode_and_score(vae, verifier, candidates, prompt)
     if progress:
         progress.update(1)
+    labels = [f"s{j}" for _ in range(latent["samples"].shape[0]) for j in range(per_item)]
+    return counted, counter, candidates, nfe_sampling, images, scores, labels
+
+
+def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=None):
+    items = latent["samples"].shape[0]
+    _, counter, candidates, nfe_sampling, images, scores, labels = _initial_candidates(
+        model, vae, verifier, latent, settings, prompt, seed, n, progress)
     grouped = scores.reshape(items, n)
     winners = [i * n + int(grouped[i].argmax()) for i in range(items)]
     report = _report("best_of_n", counter, nfe_sampling, items, n, settings,
                      {"n": n, "samples_per_prompt": n, "scores": [round(float(s), 5) for s in scores],
-                      "winners": winners})
+                      "labels": labels, "winners": [labels[w] for w in winners]})
     mask = torch.zeros(items, *candidates.shape[-2:])
-    return SearchResult(candidates[winners], images[winners], mask, images, scores,
-                        [f"s{j}" for _ in range(items) for j in range(n)], winners, report)
+    return SearchResult(candidates[winners], images[winners], mask, images, scores, labels, winners, report)
 
 
 def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress=None):
     """s seeds per latent item, then `rounds` times: localize, refine k times, keep the best of each lineage."""
-    counted, counter = _counting.counting_clone(model)
     items = latent["samples"].shape[0]
-    current = sample_candidates(counted, latent, settings, seed, seeds)
-    nfe_sampling = counter.count
-    images, scores = decode_and_score(vae, verifier, current, prompt)
-    if progress:
-        progress.update(1)
+    counted, counter, current, nfe_sampling, images, scores, labels = _initial_candidates(
+        model, vae, verifier, latent, settings, prompt, seed, seeds, progress)
     pool_images, pool_scores = [images], [scores]
-    labels = [f"s{j}" for _ in range(items) for j in range(seeds)]
     lineage_index = list(range(items * seeds))  # pool index of each lineage's current best
     current = current.clone()  # lineage winners are written into it; sampling's output stays untouched
     current_images = images.clone()

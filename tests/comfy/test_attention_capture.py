@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from graphs import candidates_graph
 
 CAPTURE_DEFAULTS = {"high_quality_template": "A high-quality image of {p}.",
                     "low_quality_template": "A low-quality image of {p}.",
@@ -11,15 +12,8 @@ CAPTURE_DEFAULTS = {"high_quality_template": "A high-quality image of {p}.",
 
 
 def capture_graph(family, batch=2, **overrides):
-    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
     return {
-        "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
-        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
-                                                   "latent_image": ["4", 0], "seed": 3, "steps": 3, "cfg": 4.0,
-                                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        **candidates_graph(family, batch),
         "7": {"class_type": "LoTTSQualityAttentionCapture", "inputs": {
             "model": ["1", 0], "clip": ["1", 1], "samples": ["5", 0], "prompt": "a red circle",
             **CAPTURE_DEFAULTS, **overrides}},

@@ -4,21 +4,14 @@ import json
 
 import pytest
 import torch
+from graphs import candidates_graph
 
 STEPS = 6
 
 
 def base_graph(family, batch=2):
-    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
-    cfg = 1.0 if family == "flux" else 4.0
     return {
-        "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
-        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
-                                                   "latent_image": ["4", 0], "seed": 3, "steps": STEPS, "cfg": cfg,
-                                                   "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        **candidates_graph(family, batch, steps=STEPS, cfg=1.0 if family == "flux" else 4.0),
         "7": {"class_type": "LoTTSQualityAttentionCapture", "inputs": {
             "model": ["1", 0], "clip": ["1", 1], "samples": ["5", 0], "prompt": "a red circle",
             "high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",
