@@ -1,0 +1,12 @@
+"""LoTTS demo: a synthetic "quality world" and a tiny text-to-image model trained on it (apart from the
+product nodes in nodes/). `demo.world` is pure numpy/PIL; the loader node registers only inside ComfyUI."""
+
+try:
+    import comfy.model_patcher  # noqa: F401  (probe: are we inside a ComfyUI host?)
+except ImportError:
+    NODE_CLASS_MAPPINGS = {}
+    NODE_DISPLAY_NAME_MAPPINGS = {}
+else:
+    from .loader_node import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
