@@ -7,4 +7,4 @@ bash "$REPO/scripts/setup_browser.sh"   # Debian chromium for the UI test (no br
 PY="${LOTTS_HOST:-$REPO/.host}/venv/bin/python"
 cd "$REPO"
 "$PY" -m ruff check .
-exec "$PY" -m pytest -q -rs --durations=15 "$@"
+exec "$PY" -m pytest -v -rs --durations=15 "$@"   # -v: the log names every test and its model family
