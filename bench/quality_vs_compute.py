@@ -1,0 +1,439 @@
+"""(b) Quality versus compute, LoTTS against Best-of-N, and (c) how much of the image outside the mask changes.
+
+Through the pack's own search functions (nodes/_search.best_of_n / lotts, the code behind the LoTTS Best-of-N
+and LoTTS Search nodes) on the demo world model, a fixed prompt set (split "test"), euler / normal:
+
+- Best-of-N for N in 1..27, nested: one call with N = 27 per prompt; candidate j uses noise index j of the seed
+  (the pack's convention), so the first N candidates are exactly what N would sample. NFE = N x steps x 2.
+- LoTTS with s = 1, 2, 3 seeds (the first s Best-of-N candidates), k = 2, one round; and s = 3 with two rounds.
+- Selection by the world verifier (bench/world_scorers.py, our ImageReward stand-in). Reported per method and
+  budget: the chosen image's verifier score, the held-out defect measure (segmenter's defective-area fraction,
+  never used for selection), the measured NFE (counted on the model clone) and the paper's samples per prompt.
+- The budget ratio at which Best-of-N first matches LoTTS at s = 3 (lotts_ops.compute.matching_budget_ratio),
+  in NFE and in samples per prompt, with 95 % bootstrap intervals over prompts ("never" = not within N = 27).
+- t0 (start fraction) is chosen on calib prompts by the verifier score of LoTTS s = 3.
+- (c) For LoTTS refinements of the s = 3 seeds: mean |change| of latents and decoded pixels inside the mask,
+  outside it, and outside it farther than one latent cell (8 px), with global harmonization g = 0 and g = 2.
+
+    .host/venv/bin/python bench/quality_vs_compute.py [--prompts 24] [--steps 20] [--cfg 5]
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import RESULTS, Bench, bootstrap, fmt_ci, markdown_table, plt, write_json
+
+HIGH, LOW = "A high-quality image of {p}.", "A low-quality image of {p}."
+BON_N = (1, 2, 3, 4, 6, 9, 12, 18, 27)
+T0_GRID = (0.3, 0.5, 0.7)
+
+
+class Runner:
+    def __init__(self, bench, steps, cfg, levels, lam, signal, area_ratio, refinements, global_steps, bon_n=BON_N):
+        self.bench = bench
+        self.bon_n = tuple(bon_n)
+        self.search = bench.pack.nodes._search
+        self.steps, self.cfg = steps, cfg
+        self.levels, self.lam, self.signal = list(levels), lam, signal
+        self.area_ratio, self.refinements, self.global_steps = area_ratio, refinements, global_steps
+        self.negative = bench.encode_text("")
+        self.latent = bench.nodes.EmptyLatentImage().generate(bench.world.RESOLUTION, bench.world.RESOLUTION, 1)[0]
+
+    def settings(self, prompt):
+        return self.search.SamplingSettings(self.bench.encode_text(prompt), self.negative, self.steps, self.cfg,
+                                            "euler", "normal")
+
+    def local(self, prompt, start_step, rounds, global_steps=None):
+        pack = self.bench.pack.nodes
+        encoded = pack._prompt_tokens.encode_quality_conditionings(self.bench.clip, prompt, HIGH, LOW)
+        return self.search.LocalSettings(
+            conds=[c for c, _ in encoded], token_weights={i: w for i, (_, w) in enumerate(encoded)},
+            noise_levels=self.levels, noise_draws=1, selection=None, area_ratio=self.area_ratio,
+            foreground_weight=self.lam, signal=self.signal, start_step=start_step, refinements=self.refinements,
+            global_steps=self.global_steps if global_steps is None else global_steps, rounds=rounds)
+
+    def best_of_n(self, prompt, seed, n):
+        b = self.bench
+        r = self.search.best_of_n(b.model, b.vae, b.verifier, self.latent, self.settings(prompt), prompt, seed, n)
+        return r
+
+    def lotts(self, prompt, seed, seeds, start_step, rounds=1):
+        b = self.bench
+        return self.search.lotts(b.model, b.vae, b.verifier, self.latent, self.settings(prompt),
+                                 self.local(prompt, start_step, rounds), prompt, seed, seeds)
+
+    def lotts_entry(self, prompt, seed, seeds, start_step, rounds=1):
+        r = self.lotts(prompt, seed, seeds, start_step, rounds)
+        chosen = r.best_images
+        return {"seeds": seeds, "rounds": rounds, "nfe": r.report["nfe"],
+                "samples_per_prompt": r.report["samples_per_prompt"],
+                "nfe_breakdown": {k: r.report[k] for k in ("nfe_sampling", "nfe_capture", "nfe_refinement")},
+                "score": float(self.bench.verifier.score(chosen, [prompt])[0]),
+                "area": float(self.bench.scorers.defect_area(chosen)[0]),
+                "winner": r.report["winners"][0],
+                "refined_won": "r" in r.report["winners"][0]}
+
+
+def run_prompt(runner, prompt, seed, start_step, rounds2, check_nesting=False):
+    bench = runner.bench
+    bon_n = runner.bon_n
+    bon = runner.best_of_n(prompt, seed, max(bon_n))
+    scores = bon.all_scores.numpy()
+    areas = bench.scorers.defect_area(bon.all_images).numpy()
+    nfe_per_sample = bon.report["nfe"] / max(bon_n)
+    entry = {"prompt": prompt, "seed": seed, "bon_all_scores": scores.tolist(), "bon_all_areas": areas.tolist(),
+             "bon_nfe_max": bon.report["nfe"], "bon": []}
+    for n in bon_n:
+        j = int(np.argmax(scores[:n]))
+        entry["bon"].append({"n": n, "nfe": nfe_per_sample * n, "samples_per_prompt": n,
+                             "score": float(scores[j]), "area": float(areas[j]), "winner": j})
+    if check_nesting:  # the nested reading must equal separate Best-of-N runs, NFE included
+        for n in bon_n[:3]:
+            r = runner.best_of_n(prompt, seed, n)
+            nested = entry["bon"][bon_n.index(n)]
+            assert r.report["nfe"] == nested["nfe"] == n * runner.steps * 2, (r.report["nfe"], nested)
+            assert abs(float(r.all_scores.max()) - nested["score"]) < 1e-4, (r.all_scores, nested)
+        entry["nesting_checked"] = True
+    entry["lotts"] = [runner.lotts_entry(prompt, seed, s, start_step) for s in (1, 2, 3)]
+    if rounds2:
+        entry["lotts_rounds2"] = runner.lotts_entry(prompt, seed, 3, start_step, rounds=2)
+    return entry
+
+
+# -- (c) change outside the mask ------------------------------------------------------------------------------
+def outside_change(runner, prompts, seed, start_step, seeds=3):
+    """Refinements of the s seeds exactly as one LoTTS round makes them (capture -> mask -> localized_refine)."""
+    bench, search = runner.bench, runner.search
+    pack = bench.pack.nodes
+    dm = bench.pack.lotts_ops.defect_map
+    k = runner.refinements
+    rows = {0: [], 2: []}
+    reference = []
+    example = None
+    for i, prompt in enumerate(prompts):
+        settings = runner.settings(prompt)
+        cand = search.sample_candidates(bench.model, runner.latent, settings, seed + i, seeds)
+        local = runner.local(prompt, start_step, 1)
+        round_seed = seed + i + 1_000_003
+        attention = pack._capture.capture(bench.model, local.conds, local.token_weights, {"samples": cand},
+                                          local.noise_levels, 1, round_seed, None)
+        p = dm.normalize_maps(pack.defect_mask.defect_probability_from_capture(attention, local.signal,
+                                                                               local.foreground_weight, True))
+        masks = dm.top_area_mask(p, local.area_ratio)
+        parents = cand.repeat_interleave(k, 0)
+        parent_images = bench.vae_decode(cand).repeat_interleave(k, 0)
+        parent_scores = bench.verifier.score(parent_images, [prompt])
+        parent_areas = bench.scorers.defect_area(parent_images)
+        imgs = bench.vae_decode(cand)
+        reference.append(float((imgs[1:] - imgs[:-1]).abs().mean()))
+        for g in rows:
+            refined, noise_mask = pack._local.localized_refine(bench.model, settings.positive, settings.negative,
+                                                               {"samples": cand}, masks, round_seed, settings.steps,
+                                                               settings.cfg, "euler", "normal", start_step, k, g,
+                                                               show_progress=False)
+            out = refined["samples"]
+            images = bench.vae_decode(out)
+            m = noise_mask[:, 0] > 0.5  # (B*k, h, w)
+            near = F.max_pool2d(m.float()[:, None], 3, 1, 1)[:, 0] > 0.5
+            dlat = (out - parents).abs().mean(1) / parents.std()  # in units of the latents' std
+            mpx = F.interpolate(m.float()[:, None], scale_factor=8, mode="nearest")[:, 0] > 0.5
+            nearpx = F.interpolate(near.float()[:, None], scale_factor=8, mode="nearest")[:, 0] > 0.5
+            dpx = (images - parent_images).abs().mean(-1)
+            scores = bench.verifier.score(images, [prompt])
+            areas = bench.scorers.defect_area(images)
+            if i == 0 and g == runner.global_steps:
+                example = {"parents": parent_images[::k], "masks": mpx[::k], "refined": images.reshape(
+                    seeds, k, *images.shape[1:]), "parent_scores": parent_scores[::k], "scores": scores.reshape(seeds, k),
+                    "prompt": prompt, "g": g}
+            for b in range(out.shape[0]):
+                rows[g].append({
+                    "latent_inside": float(dlat[b][m[b]].mean()), "latent_outside": float(dlat[b][~m[b]].mean()),
+                    "latent_outside_far": float(dlat[b][~near[b]].mean()) if (~near[b]).any() else float("nan"),
+                    "pixel_inside": float(dpx[b][mpx[b]].mean()), "pixel_outside": float(dpx[b][~mpx[b]].mean()),
+                    "pixel_outside_far": float(dpx[b][~nearpx[b]].mean()) if (~nearpx[b]).any() else float("nan"),
+                    "score_gain": float(scores[b] - parent_scores[b]), "area_change": float(areas[b] - parent_areas[b]),
+                })
+    summary = {}
+    for g, items in rows.items():
+        keys = items[0].keys()
+        summary[f"g={g}"] = {key: float(np.nanmean([r[key] for r in items])) for key in keys}
+        summary[f"g={g}"]["refinements"] = len(items)
+        summary[f"g={g}"]["improved_fraction"] = float(np.mean([r["score_gain"] > 0 for r in items]))
+    summary["reference_pixel_change_between_two_seeds"] = float(np.mean(reference))
+    summary["mask_area"] = runner.area_ratio
+    return summary, example
+
+
+def plot_example(example, path):
+    """One prompt: each seed's image, its mask, and its k refinements, with verifier scores."""
+    pyplot = plt()
+    seeds, k = example["refined"].shape[:2]
+    fig, axes = pyplot.subplots(seeds, 2 + k, figsize=(2.1 * (2 + k), 2.3 * seeds), squeeze=False)
+    for j in range(seeds):
+        parent = example["parents"][j].numpy()
+        overlay = parent * 0.55 + 0.45 * np.array([1.0, 0.1, 0.1]) * example["masks"][j].numpy()[..., None]
+        panels = [(parent, f"seed {j}: {float(example['parent_scores'][j]):+.2f}"), (overlay, "mask (r = 0.5)")]
+        panels += [(example["refined"][j, i].numpy(), f"refined {i}: {float(example['scores'][j, i]):+.2f}")
+                   for i in range(k)]
+        for ax, (img, title) in zip(axes[j], panels, strict=True):
+            ax.imshow(np.clip(img, 0, 1))
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.suptitle(f"{example['prompt']} (g = {example['g']}; verifier score, higher is better)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot.close(fig)
+
+
+# -- analysis ------------------------------------------------------------------------------------------------
+def matching(compute, entries, budget_key, value_key, higher_better, lotts_index=None, rounds2=False):
+    """Budget ratio at which Best-of-N first reaches LoTTS (s = 3, or the rounds-2 entry) on the mean value."""
+    sign = 1.0 if higher_better else -1.0
+    n_bon = len(entries[0]["bon"])
+    bon_budget = [float(np.mean([e["bon"][j][budget_key] for e in entries])) for j in range(n_bon)]
+
+    def lotts_value(e):
+        return (e["lotts_rounds2"] if rounds2 else e["lotts"][2])[value_key]
+
+    lotts_budget = float(np.mean([(e["lotts_rounds2"] if rounds2 else e["lotts"][2])[budget_key] for e in entries]))
+
+    def ratio(idx):
+        bon = [sign * float(np.mean([entries[i]["bon"][j][value_key] for i in idx])) for j in range(n_bon)]
+        target = sign * float(np.mean([lotts_value(entries[i]) for i in idx]))
+        return compute.matching_budget_ratio([lotts_budget], [target], bon_budget, bon)
+
+    point = ratio(np.arange(len(entries)))
+    return {"ratio": point, "ci": bootstrap(ratio, len(entries), reps=1000, seed=3),
+            "lotts_budget": lotts_budget,
+            "bon_budget_matching": None if point is None else point * lotts_budget}
+
+
+def analyse(bench, entries, rounds2):
+    compute = bench.pack.lotts_ops.compute
+    n = len(entries)
+    table = []
+    for j, item in enumerate(entries[0]["bon"]):
+        table.append(_row(f"Best-of-N, N={item['n']}", [e["bon"][j] for e in entries]))
+    for j in range(3):
+        table.append(_row(f"LoTTS s={j + 1}, k=2, 1 round", [e["lotts"][j] for e in entries]))
+    if rounds2:
+        table.append(_row("LoTTS s=3, k=2, 2 rounds", [e["lotts_rounds2"] for e in entries]))
+    match = {}
+    for budget in ("nfe", "samples_per_prompt"):
+        for value, higher in (("score", True), ("area", False)):
+            match[f"{value}_by_{budget}"] = matching(compute, entries, budget, value, higher)
+            if rounds2:
+                match[f"{value}_by_{budget}_rounds2"] = matching(compute, entries, budget, value, higher, rounds2=True)
+    refined_won = float(np.mean([e["lotts"][2]["refined_won"] for e in entries]))
+    scores = np.concatenate([e["bon_all_scores"] for e in entries])
+    areas = np.concatenate([e["bon_all_areas"] for e in entries])
+    within = [_spearman(np.array(e["bon_all_scores"]), -np.array(e["bon_all_areas"])) for e in entries]
+    agreement = {"generated_images": int(len(scores)),
+                 "spearman_score_vs_minus_area_all": _spearman(scores, -areas),
+                 "spearman_score_vs_minus_area_within_prompt_mean": float(np.nanmean(within)),
+                 "flagged_defective_fraction_area_over_0.5pct": float((areas >= 0.005).mean())}
+    return {"n_prompts": n, "table": table, "matching": match, "lotts_s3_refinement_won_fraction": refined_won,
+            "judges_on_generated_images": agreement}
+
+
+def _spearman(a, b):
+    ra = np.argsort(np.argsort(a)).astype(np.float64)
+    rb = np.argsort(np.argsort(b)).astype(np.float64)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _row(name, items):
+    score = np.array([x["score"] for x in items])
+    area = np.array([x["area"] for x in items])
+    n = len(items)
+    return {"method": name, "nfe": float(np.mean([x["nfe"] for x in items])),
+            "samples_per_prompt": float(np.mean([x["samples_per_prompt"] for x in items])),
+            "score": float(score.mean()), "score_ci": bootstrap(lambda i: score[i].mean(), n, seed=4),
+            "area": float(area.mean()), "area_ci": bootstrap(lambda i: area[i].mean(), n, seed=5),
+            "defect_free_fraction": float((area < 0.005).mean())}
+
+
+def write_report(out, path):
+    a = out["analysis"]
+    s = out["settings"]
+    rows = [[r["method"], f"{r['nfe']:.0f}", f"{r['samples_per_prompt']:g}", fmt_ci(r["score"], r["score_ci"], 2),
+             fmt_ci(100 * r["area"], [100 * v for v in r["area_ci"]], 2), f"{100 * r['defect_free_fraction']:.0f} %"]
+            for r in a["table"]]
+    text = (f"## Quality versus compute ({a['n_prompts']} test prompts, {s['steps']} euler steps, cfg {s['cfg']})\n\n"
+            f"LoTTS: k = 2, r = {s['area_ratio']}, t0 = step {out['start_step']} of {s['steps']} (start fraction "
+            f"{out['t0']['chosen']}, chosen on calib), g = {s['global_steps']}, capture levels {s['levels']}, "
+            f"lambda {s['lambda']}, signal {s['signal']}. Selection: world verifier. Held-out measure: segmenter's "
+            f"defective-area fraction of the chosen image (lower is better; never used for selection). "
+            f"95 % bootstrap intervals over prompts.\n\n"
+            + markdown_table(["method", "NFE / prompt", "samples / prompt (paper)", "verifier score (higher better)",
+                              "held-out defect area % (lower better)", "chosen image defect-free (area < 0.5 %)"],
+                             rows))
+    j = a["judges_on_generated_images"]
+    text += (f"\nJudges on the {j['generated_images']} generated Best-of-N candidates: Spearman(verifier score, "
+             f"-held-out area) = {j['spearman_score_vs_minus_area_all']:.2f} over all, "
+             f"{j['spearman_score_vs_minus_area_within_prompt_mean']:.2f} within a prompt (mean); "
+             f"{100 * j['flagged_defective_fraction_area_over_0.5pct']:.0f} % of them have a held-out defect area "
+             f">= 0.5 %. LoTTS s = 3 picked a refinement (not an original seed) for "
+             f"{100 * a['lotts_s3_refinement_won_fraction']:.0f} % of prompts.\n")
+    mrows = []
+    for key, m in a["matching"].items():
+        value, _, budget = key.partition("_by_")
+        mrows.append([value.replace("score", "verifier score").replace("area", "held-out defect area"),
+                      budget.replace("_rounds2", " (LoTTS 2 rounds)"), f"{m['lotts_budget']:.0f}",
+                      f"never (> {s['bon_n'].split(',')[-1]} samples)" if m["ratio"] is None else f"{m['bon_budget_matching']:.0f}",
+                      fmt_ci(m["ratio"], m["ci"], 2)])
+    text += ("\n### Budget at which Best-of-N first matches LoTTS (s = 3)\n\n"
+             "ratio = Best-of-N budget / LoTTS budget (> 1: LoTTS is cheaper for the same quality; the paper "
+             "reports 2.8-4x in samples per prompt on real models). 'never' = not reached within the largest N.\n\n"
+             + markdown_table(["measure", "budget unit", "LoTTS budget", "Best-of-N budget that matches",
+                               "ratio [95 % CI]"], mrows))
+    c = out["outside_change"]
+    crow = []
+    for g in ("g=0", "g=2"):
+        x = c[g]
+        crow.append([g, x["refinements"], f"{x['latent_inside']:.4f}", f"{x['latent_outside']:.4f}",
+                     f"{x['latent_outside_far']:.4f}", f"{x['pixel_inside']:.4f}", f"{x['pixel_outside']:.4f}",
+                     f"{x['pixel_outside_far']:.4f}", f"{x['score_gain']:+.3f}", f"{100 * x['improved_fraction']:.0f} %",
+                     f"{100 * x['area_change']:+.2f}"])
+    text += ("\n### Change outside the mask (LoTTS refinements of the s = 3 seeds, r = 0.5)\n\n"
+             "Mean absolute change refined - parent: latents (in units of the latents' standard deviation) and decoded pixels ([0, 1]), inside "
+             "the mask, outside it, and outside farther than one latent cell (8 px) from it. For scale: two "
+             f"different seeds differ by {c['reference_pixel_change_between_two_seeds']:.4f} per pixel on average.\n\n"
+             + markdown_table(["harmonization", "refinements", "latent in", "latent out", "latent out far",
+                               "pixel in", "pixel out", "pixel out far", "verifier gain vs parent",
+                               "improved", "held-out area change (pp)"], crow))
+    t = out["t0"]
+    trow = [[f"{v['start_fraction']}", v["start_step"], f"{v['score']:.3f}", f"{100 * v['area']:.2f}"]
+            for v in t["grid"]]
+    text += ("\n### t0 on calib prompts (LoTTS s = 3; chosen by the verifier score)\n\n"
+             + markdown_table(["start fraction", "t0 step", "verifier score", "held-out area %"], trow))
+    Path(path).write_text(text)
+    return text
+
+
+def plot(out, path):
+    pyplot = plt()
+    a = out["analysis"]
+    bon = [r for r in a["table"] if r["method"].startswith("Best")]
+    lot = [r for r in a["table"] if r["method"].startswith("LoTTS s=") and "1 round" in r["method"]]
+    r2 = [r for r in a["table"] if "2 rounds" in r["method"]]
+    fig, axes = pyplot.subplots(2, 2, figsize=(11, 8))
+    for col, (key, label) in enumerate((("score", "verifier score of the chosen image (higher is better)"),
+                                        ("area", "held-out defect area % (lower is better)"))):
+        scale = 100.0 if key == "area" else 1.0
+        for row, budget in enumerate(("nfe", "samples_per_prompt")):
+            ax = axes[row, col]
+            for rows, name, style in ((bon, "Best-of-N", "o-"), (lot, "LoTTS s=1,2,3 (k=2)", "s-"),
+                                      (r2, "LoTTS s=3, 2 rounds", "D")):
+                if not rows:
+                    continue
+                x = [r[budget] for r in rows]
+                y = np.array([r[key] for r in rows]) * scale
+                ci = np.array([r[f"{key}_ci"] for r in rows]) * scale
+                ax.plot(x, y, style, label=name)
+                ax.fill_between(x, ci[:, 0], ci[:, 1], alpha=0.15)
+            ax.set_xscale("log")
+            ax.set_xlabel("NFE per prompt (measured)" if budget == "nfe" else "samples per prompt (paper's unit)")
+            ax.set_ylabel(label, fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(f"Quality vs compute on the demo world ({a['n_prompts']} test prompts, 95 % CI over prompts)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+    return path
+
+
+def choose_t0(runner, prompts, seed):
+    grid = []
+    for frac in T0_GRID:
+        start = runner.bench.pack.lotts_ops.schedule.resolve_start_step(runner.steps, 0, frac)
+        items = [runner.lotts_entry(p, seed + i, 3, start) for i, p in enumerate(prompts)]
+        grid.append({"start_fraction": frac, "start_step": start, "score": float(np.mean([x["score"] for x in items])),
+                     "area": float(np.mean([x["area"] for x in items]))})
+        print(json.dumps(grid[-1]), flush=True)
+    best = max(grid, key=lambda g: g["score"])
+    return {"grid": grid, "chosen": best["start_fraction"], "start_step": best["start_step"],
+            "n_prompts": len(prompts), "criterion": "mean verifier score of LoTTS s=3 on calib prompts"}
+
+
+def capture_settings(choice, path):
+    """(levels, lambda) from localization.py's JSON ('calib': its calib choice) or the pack's defaults."""
+    if choice == "calib":
+        path = RESULTS / path
+        if path.is_file():
+            chosen = json.loads(path.read_text())["calib"]["chosen"]
+            return chosen["levels"], chosen["lambda"], "calib choice of bench/localization.py"
+    return [0.2, 0.3], 0.3, "pack defaults"
+
+
+def main(argv=None, bench=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--bon-n", default=",".join(map(str, BON_N)), help="Best-of-N budgets (nested)")
+    parser.add_argument("--calib-prompts", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--capture", choices=("calib", "defaults"), default="calib",
+                        help="capture levels/lambda: the calib choice of localization.py, or the pack defaults")
+    parser.add_argument("--localization-json", default="localization.json", help="where localization.py wrote")
+    parser.add_argument("--signal", default="attention")
+    parser.add_argument("--area-ratio", type=float, default=0.5)
+    parser.add_argument("--global-steps", type=int, default=2)
+    parser.add_argument("--t0", type=float, default=None, help="start fraction; default: choose on calib")
+    parser.add_argument("--no-rounds2", action="store_true")
+    parser.add_argument("--change-prompts", type=int, default=8)
+    parser.add_argument("--out", default="quality_vs_compute.json", help="in bench/results/ (or an absolute path); .md and .png next to it")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--demo-weights", default=None, help="a demo weights file (default: demo/weights/...)")
+    parser.add_argument("--scorers", default=None, help="world scorers file (default: bench/weights/...)")
+    opts = parser.parse_args(argv)
+    bench = bench or Bench(weights=opts.demo_weights, threads=opts.threads, scorers=opts.scorers)
+    levels, lam, source = capture_settings(opts.capture, opts.localization_json)
+    bon_n = tuple(int(v) for v in opts.bon_n.split(","))
+    runner = Runner(bench, opts.steps, opts.cfg, levels, lam, opts.signal, opts.area_ratio, 2, opts.global_steps,
+                    bon_n)
+    settings = {**vars(opts), "levels": levels, "lambda": lam, "capture_source": source, "refinements": 2}
+    out = {"settings": settings}
+    t = time.time()
+    with torch.inference_mode():
+        if opts.t0 is None:
+            out["t0"] = choose_t0(runner, bench.world.prompts("calib", opts.calib_prompts), opts.seed + 50_000)
+        else:
+            step = bench.pack.lotts_ops.schedule.resolve_start_step(opts.steps, 0, opts.t0)
+            out["t0"] = {"grid": [], "chosen": opts.t0, "start_step": step, "criterion": "given"}
+        out["start_step"] = out["t0"]["start_step"]
+        out["seconds_t0"] = round(time.time() - t, 1)
+        prompts = bench.world.prompts("test", opts.prompts)
+        entries = []
+        for i, prompt in enumerate(prompts):
+            entries.append(run_prompt(runner, prompt, opts.seed + i, out["start_step"], not opts.no_rounds2,
+                                      check_nesting=(i == 0)))
+            print(json.dumps({"prompt": i, "bon27": entries[-1]["bon"][-1]["score"],
+                              "lotts3": entries[-1]["lotts"][2]["score"], "seconds": round(time.time() - t, 1)}),
+                  flush=True)
+        out["seconds_search"] = round(time.time() - t, 1)
+        out["entries"] = entries
+        out["analysis"] = analyse(bench, entries, not opts.no_rounds2)
+        out["outside_change"], example = outside_change(runner, prompts[:opts.change_prompts], opts.seed,
+                                                        out["start_step"])
+    out["seconds"] = bench.seconds()
+    path = write_json(opts.out, out)
+    print(write_report(out, path.with_suffix(".md")))
+    if not opts.no_plot:
+        plot(out, path.with_suffix(".png"))
+        plot_example(example, path.with_name(path.stem + "_example.png"))
+    return out
+
+
+if __name__ == "__main__":
+    main()
