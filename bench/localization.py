@@ -18,6 +18,7 @@ bootstrap intervals over images. A negative control swaps the quality words for 
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -303,7 +304,9 @@ def main(argv=None, bench=None):
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", default="localization.json", help="in bench/results/ (or an absolute path); .md and .png next to it")
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
+                        help="torch threads (default 1, or $LOTTS_BENCH_THREADS: on a shared 2-core machine two "
+                             "threads can be several times slower than one)")
     parser.add_argument("--demo-weights", default=None, help="a demo weights file (default: demo/weights/...)")
     parser.add_argument("--scorers", default=None, help="world scorers file (default: bench/weights/...)")
     opts = parser.parse_args(argv)

@@ -5,7 +5,8 @@ and LoTTS Search nodes) on the demo world model, a fixed prompt set (split "test
 
 - Best-of-N for N in 1..27, nested: one call with N = 27 per prompt; candidate j uses noise index j of the seed
   (the pack's convention), so the first N candidates are exactly what N would sample. NFE = N x steps x 2.
-- LoTTS with s = 1, 2, 3 seeds (the first s Best-of-N candidates), k = 2, one round; and s = 3 with two rounds.
+- LoTTS with s = 1, 2, 3 seeds (the first s Best-of-N candidates), k = 2, one round; and s = 3 with two rounds
+  (--lotts-seeds; the largest s is the main configuration below).
 - Selection by the world verifier (bench/world_scorers.py, our ImageReward stand-in). Reported per method and
   budget: the chosen image's verifier score, the held-out defect measure (segmenter's defective-area fraction,
   never used for selection), the measured NFE (counted on the model clone) and the paper's samples per prompt.
@@ -20,6 +21,7 @@ and LoTTS Search nodes) on the demo world model, a fixed prompt set (split "test
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -34,8 +36,10 @@ T0_GRID = (0.3, 0.5, 0.7)
 
 
 class Runner:
-    def __init__(self, bench, steps, cfg, levels, lam, signal, area_ratio, refinements, global_steps, bon_n=BON_N):
+    def __init__(self, bench, steps, cfg, levels, lam, signal, area_ratio, refinements, global_steps, bon_n=BON_N,
+                 lotts_seeds=(1, 2, 3)):
         self.bench = bench
+        self.lotts_seeds = tuple(lotts_seeds)
         self.bon_n = tuple(bon_n)
         self.search = bench.pack.nodes._search
         self.steps, self.cfg = steps, cfg
@@ -99,9 +103,9 @@ def run_prompt(runner, prompt, seed, start_step, rounds2, check_nesting=False):
             assert r.report["nfe"] == nested["nfe"] == n * runner.steps * 2, (r.report["nfe"], nested)
             assert abs(float(r.all_scores.max()) - nested["score"]) < 1e-4, (r.all_scores, nested)
         entry["nesting_checked"] = True
-    entry["lotts"] = [runner.lotts_entry(prompt, seed, s, start_step) for s in (1, 2, 3)]
+    entry["lotts"] = [runner.lotts_entry(prompt, seed, s, start_step) for s in runner.lotts_seeds]
     if rounds2:
-        entry["lotts_rounds2"] = runner.lotts_entry(prompt, seed, 3, start_step, rounds=2)
+        entry["lotts_rounds2"] = runner.lotts_entry(prompt, seed, runner.lotts_seeds[-1], start_step, rounds=2)
     return entry
 
 
@@ -112,7 +116,7 @@ def outside_change(runner, prompts, seed, start_step, seeds=3):
     pack = bench.pack.nodes
     dm = bench.pack.lotts_ops.defect_map
     k = runner.refinements
-    rows = {0: [], 2: []}
+    rows = {g: [] for g in sorted({0, runner.global_steps})}
     reference = []
     example = None
     for i, prompt in enumerate(prompts):
@@ -198,9 +202,9 @@ def matching(compute, entries, budget_key, value_key, higher_better, lotts_index
     bon_budget = [float(np.mean([e["bon"][j][budget_key] for e in entries])) for j in range(n_bon)]
 
     def lotts_value(e):
-        return (e["lotts_rounds2"] if rounds2 else e["lotts"][2])[value_key]
+        return (e["lotts_rounds2"] if rounds2 else e["lotts"][-1])[value_key]
 
-    lotts_budget = float(np.mean([(e["lotts_rounds2"] if rounds2 else e["lotts"][2])[budget_key] for e in entries]))
+    lotts_budget = float(np.mean([(e["lotts_rounds2"] if rounds2 else e["lotts"][-1])[budget_key] for e in entries]))
 
     def ratio(idx):
         bon = [sign * float(np.mean([entries[i]["bon"][j][value_key] for i in idx])) for j in range(n_bon)]
@@ -219,17 +223,18 @@ def analyse(bench, entries, rounds2):
     table = []
     for j, item in enumerate(entries[0]["bon"]):
         table.append(_row(f"Best-of-N, N={item['n']}", [e["bon"][j] for e in entries]))
-    for j in range(3):
-        table.append(_row(f"LoTTS s={j + 1}, k=2, 1 round", [e["lotts"][j] for e in entries]))
+    for j, item in enumerate(entries[0]["lotts"]):
+        table.append(_row(f"LoTTS s={item['seeds']}, k=2, 1 round", [e["lotts"][j] for e in entries]))
     if rounds2:
-        table.append(_row("LoTTS s=3, k=2, 2 rounds", [e["lotts_rounds2"] for e in entries]))
+        table.append(_row(f"LoTTS s={entries[0]['lotts_rounds2']['seeds']}, k=2, 2 rounds",
+                          [e["lotts_rounds2"] for e in entries]))
     match = {}
     for budget in ("nfe", "samples_per_prompt"):
         for value, higher in (("score", True), ("area", False)):
             match[f"{value}_by_{budget}"] = matching(compute, entries, budget, value, higher)
             if rounds2:
                 match[f"{value}_by_{budget}_rounds2"] = matching(compute, entries, budget, value, higher, rounds2=True)
-    refined_won = float(np.mean([e["lotts"][2]["refined_won"] for e in entries]))
+    refined_won = float(np.mean([e["lotts"][-1]["refined_won"] for e in entries]))
     scores = np.concatenate([e["bon_all_scores"] for e in entries])
     areas = np.concatenate([e["bon_all_areas"] for e in entries])
     within = [_spearman(np.array(e["bon_all_scores"]), -np.array(e["bon_all_areas"])) for e in entries]
@@ -263,6 +268,7 @@ def _row(name, items):
 def write_report(out, path):
     a = out["analysis"]
     s = out["settings"]
+    main_s = s["lotts_seeds"].split(",")[-1]
     rows = [[r["method"], f"{r['nfe']:.0f}", f"{r['samples_per_prompt']:g}", fmt_ci(r["score"], r["score_ci"], 2),
              fmt_ci(100 * r["area"], [100 * v for v in r["area_ci"]], 2), f"{100 * r['defect_free_fraction']:.0f} %"]
             for r in a["table"]]
@@ -280,7 +286,7 @@ def write_report(out, path):
              f"-held-out area) = {j['spearman_score_vs_minus_area_all']:.2f} over all, "
              f"{j['spearman_score_vs_minus_area_within_prompt_mean']:.2f} within a prompt (mean); "
              f"{100 * j['flagged_defective_fraction_area_over_0.5pct']:.0f} % of them have a held-out defect area "
-             f">= 0.5 %. LoTTS s = 3 picked a refinement (not an original seed) for "
+             f">= 0.5 %. LoTTS s = {main_s} picked a refinement (not an original seed) for "
              f"{100 * a['lotts_s3_refinement_won_fraction']:.0f} % of prompts.\n")
     mrows = []
     for key, m in a["matching"].items():
@@ -289,20 +295,20 @@ def write_report(out, path):
                       budget.replace("_rounds2", " (LoTTS 2 rounds)"), f"{m['lotts_budget']:.0f}",
                       f"never (> {s['bon_n'].split(',')[-1]} samples)" if m["ratio"] is None else f"{m['bon_budget_matching']:.0f}",
                       fmt_ci(m["ratio"], m["ci"], 2)])
-    text += ("\n### Budget at which Best-of-N first matches LoTTS (s = 3)\n\n"
+    text += (f"\n### Budget at which Best-of-N first matches LoTTS (s = {main_s})\n\n"
              "ratio = Best-of-N budget / LoTTS budget (> 1: LoTTS is cheaper for the same quality; the paper "
              "reports 2.8-4x in samples per prompt on real models). 'never' = not reached within the largest N.\n\n"
              + markdown_table(["measure", "budget unit", "LoTTS budget", "Best-of-N budget that matches",
                                "ratio [95 % CI]"], mrows))
     c = out["outside_change"]
     crow = []
-    for g in ("g=0", "g=2"):
+    for g in [key for key in c if key.startswith("g=")]:
         x = c[g]
         crow.append([g, x["refinements"], f"{x['latent_inside']:.4f}", f"{x['latent_outside']:.4f}",
                      f"{x['latent_outside_far']:.4f}", f"{x['pixel_inside']:.4f}", f"{x['pixel_outside']:.4f}",
                      f"{x['pixel_outside_far']:.4f}", f"{x['score_gain']:+.3f}", f"{100 * x['improved_fraction']:.0f} %",
                      f"{100 * x['area_change']:+.2f}"])
-    text += ("\n### Change outside the mask (LoTTS refinements of the s = 3 seeds, r = 0.5)\n\n"
+    text += (f"\n### Change outside the mask (LoTTS refinements of the s = {main_s} seeds, r = {s['area_ratio']})\n\n"
              "Mean absolute change refined - parent: latents (in units of the latents' standard deviation) and decoded pixels ([0, 1]), inside "
              "the mask, outside it, and outside farther than one latent cell (8 px) from it. For scale: two "
              f"different seeds differ by {c['reference_pixel_change_between_two_seeds']:.4f} per pixel on average.\n\n"
@@ -312,7 +318,7 @@ def write_report(out, path):
     t = out["t0"]
     trow = [[f"{v['start_fraction']}", v["start_step"], f"{v['score']:.3f}", f"{100 * v['area']:.2f}"]
             for v in t["grid"]]
-    text += ("\n### t0 on calib prompts (LoTTS s = 3; chosen by the verifier score)\n\n"
+    text += (f"\n### t0 on calib prompts (LoTTS s = {main_s}; chosen by the verifier score)\n\n"
              + markdown_table(["start fraction", "t0 step", "verifier score", "held-out area %"], trow))
     Path(path).write_text(text)
     return text
@@ -330,8 +336,9 @@ def plot(out, path):
         scale = 100.0 if key == "area" else 1.0
         for row, budget in enumerate(("nfe", "samples_per_prompt")):
             ax = axes[row, col]
-            for rows, name, style in ((bon, "Best-of-N", "o-"), (lot, "LoTTS s=1,2,3 (k=2)", "s-"),
-                                      (r2, "LoTTS s=3, 2 rounds", "D")):
+            main_s = out["settings"]["lotts_seeds"]
+            for rows, name, style in ((bon, "Best-of-N", "o-"), (lot, f"LoTTS s={main_s} (k=2)", "s-"),
+                                      (r2, f"LoTTS s={main_s.split(',')[-1]}, 2 rounds", "D")):
                 if not rows:
                     continue
                 x = [r[budget] for r in rows]
@@ -355,13 +362,13 @@ def choose_t0(runner, prompts, seed):
     grid = []
     for frac in T0_GRID:
         start = runner.bench.pack.lotts_ops.schedule.resolve_start_step(runner.steps, 0, frac)
-        items = [runner.lotts_entry(p, seed + i, 3, start) for i, p in enumerate(prompts)]
+        items = [runner.lotts_entry(p, seed + i, runner.lotts_seeds[-1], start) for i, p in enumerate(prompts)]
         grid.append({"start_fraction": frac, "start_step": start, "score": float(np.mean([x["score"] for x in items])),
                      "area": float(np.mean([x["area"] for x in items]))})
         print(json.dumps(grid[-1]), flush=True)
     best = max(grid, key=lambda g: g["score"])
     return {"grid": grid, "chosen": best["start_fraction"], "start_step": best["start_step"],
-            "n_prompts": len(prompts), "criterion": "mean verifier score of LoTTS s=3 on calib prompts"}
+            "n_prompts": len(prompts), "criterion": f"mean verifier score of LoTTS s={runner.lotts_seeds[-1]} on calib prompts"}
 
 
 def capture_settings(choice, path):
@@ -378,6 +385,7 @@ def main(argv=None, bench=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--bon-n", default=",".join(map(str, BON_N)), help="Best-of-N budgets (nested)")
+    parser.add_argument("--lotts-seeds", default="1,2,3", help="LoTTS seed counts s (the last is the main one)")
     parser.add_argument("--calib-prompts", type=int, default=12)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=5.0)
@@ -393,7 +401,9 @@ def main(argv=None, bench=None):
     parser.add_argument("--change-prompts", type=int, default=8)
     parser.add_argument("--out", default="quality_vs_compute.json", help="in bench/results/ (or an absolute path); .md and .png next to it")
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
+                        help="torch threads (default 1, or $LOTTS_BENCH_THREADS: on a shared 2-core machine two "
+                             "threads can be several times slower than one)")
     parser.add_argument("--demo-weights", default=None, help="a demo weights file (default: demo/weights/...)")
     parser.add_argument("--scorers", default=None, help="world scorers file (default: bench/weights/...)")
     opts = parser.parse_args(argv)
@@ -401,7 +411,7 @@ def main(argv=None, bench=None):
     levels, lam, source = capture_settings(opts.capture, opts.localization_json)
     bon_n = tuple(int(v) for v in opts.bon_n.split(","))
     runner = Runner(bench, opts.steps, opts.cfg, levels, lam, opts.signal, opts.area_ratio, 2, opts.global_steps,
-                    bon_n)
+                    bon_n, [int(v) for v in opts.lotts_seeds.split(",")])
     settings = {**vars(opts), "levels": levels, "lambda": lam, "capture_source": source, "refinements": 2}
     out = {"settings": settings}
     t = time.time()
@@ -419,13 +429,13 @@ def main(argv=None, bench=None):
             entries.append(run_prompt(runner, prompt, opts.seed + i, out["start_step"], not opts.no_rounds2,
                                       check_nesting=(i == 0)))
             print(json.dumps({"prompt": i, "bon27": entries[-1]["bon"][-1]["score"],
-                              "lotts3": entries[-1]["lotts"][2]["score"], "seconds": round(time.time() - t, 1)}),
+                              "lotts_max_s": entries[-1]["lotts"][-1]["score"], "seconds": round(time.time() - t, 1)}),
                   flush=True)
         out["seconds_search"] = round(time.time() - t, 1)
         out["entries"] = entries
         out["analysis"] = analyse(bench, entries, not opts.no_rounds2)
         out["outside_change"], example = outside_change(runner, prompts[:opts.change_prompts], opts.seed,
-                                                        out["start_step"])
+                                                        out["start_step"], runner.lotts_seeds[-1])
     out["seconds"] = bench.seconds()
     path = write_json(opts.out, out)
     print(write_report(out, path.with_suffix(".md")))

@@ -21,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -487,14 +488,17 @@ def main(argv=None, bench=None):
     parser.add_argument("--retrain", action="store_true", help="train both judges again (overwrites the weights)")
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the training images (quick checks)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
+                        help="torch threads (default 1, or $LOTTS_BENCH_THREADS: on a shared 2-core machine two "
+                             "threads can be several times slower than one)")
     parser.add_argument("--test-images", type=int, default=TEST_DATA["count"])
     parser.add_argument("--roundtrip", type=int, default=0, metavar="N",
                         help="also evaluate on the first N test images through the demo VAE (starts ComfyUI)")
     parser.add_argument("--demo-weights", default=None)
     parser.add_argument("--out", default=None, help="write JSON + Markdown (in bench/results/ or absolute path)")
     opts = parser.parse_args(argv)
-    torch.set_num_threads(opts.threads)
+    if bench is None:  # standalone; inside a test the session's thread setting stays
+        torch.set_num_threads(opts.threads)
     if opts.retrain:
         retrain(opts.weights, opts.scale)
     scorers = load(opts.weights)

@@ -53,13 +53,14 @@ def test_localization_smoke(bench, tmp_path):
 def test_quality_vs_compute_smoke(bench, tmp_path):
     import quality_vs_compute
 
-    out = quality_vs_compute.main(["--prompts", "1", "--bon-n", "1,2,3", "--steps", "4", "--t0", "0.5",
-                                   "--no-rounds2", "--change-prompts", "1", "--capture", "defaults", "--no-plot",
-                                   "--out", str(tmp_path / "qvc.json")], bench=bench)
+    out = quality_vs_compute.main(["--prompts", "1", "--bon-n", "1,2,3", "--lotts-seeds", "1", "--steps", "3",
+                                   "--t0", "0.5", "--global-steps", "1", "--no-rounds2", "--change-prompts", "1",
+                                   "--capture", "defaults", "--no-plot", "--out", str(tmp_path / "qvc.json")],
+                                  bench=bench)
     entry = out["entries"][0]
-    assert entry["nesting_checked"] and [b["nfe"] for b in entry["bon"]] == [8, 16, 24]
-    lotts = entry["lotts"][2]
-    assert lotts["samples_per_prompt"] == 9
+    assert entry["nesting_checked"] and [b["nfe"] for b in entry["bon"]] == [6, 12, 18]
+    lotts = entry["lotts"][-1]
+    assert lotts["samples_per_prompt"] == 3
     assert lotts["nfe"] == sum(lotts["nfe_breakdown"].values())
     assert out["outside_change"]["g=0"]["latent_outside"] < 1e-4  # outside the mask stays on its trajectory
     assert "Best-of-N first matches" in (tmp_path / "qvc.md").read_text()
