@@ -114,7 +114,7 @@ def fmt_ci(value, ci, digits=3):
 
 def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]  # |x| in names
     return "\n".join(lines) + "\n"
 
 

@@ -127,7 +127,8 @@ def summarize(dm, maps, labels, reps):
     def pooled(idx):
         return dm.auroc(pooled_maps[idx], labels[idx])
 
-    out = {"pooled_auroc": pooled(np.arange(n)), "pooled_auroc_ci": bootstrap(pooled, n, reps=reps, seed=1)}
+    out = {"pooled_auroc": pooled(np.arange(n)), "pooled_auroc_ci": bootstrap(pooled, n, reps=reps, seed=1),
+           "auroc_per_image": [None if math.isnan(v) else round(float(v), 5) for v in per["auroc"]]}
     for key, values in per.items():
         out[f"{key}_mean"] = float(np.nanmean(values))
         out[f"{key}_ci"] = bootstrap(lambda idx, v=values: float(np.nanmean(v[idx])), n, reps=reps, seed=2)
@@ -224,10 +225,29 @@ def run_test(bench, n, levels, lam, reps, iqa_n):
         m = torch.cat(parts)
         lab = labels[:m.shape[0]]
         results.append({"method": name, "n_images": int(m.shape[0]), **summarize(dm, m, lab, reps)})
-    return {"n_images": len(samples), "skipped_tiny_defects": skipped, "levels": list(levels), "lambda": lam,
+    by_name = {r["method"]: r for r in results}
+    pairs = [(f"LoTTS attention: SA, lambda={lam:g}", f"NEG. CONTROL (neutral words): SA, lambda={lam:g}"),
+             ("attention contrast only: SA, lambda=0", "NEG. CONTROL (neutral words): contrast only, lambda=0"),
+             ("noise difference |eps_low - eps_high|", "NEG. CONTROL (neutral words): noise difference"),
+             (f"LoTTS attention: SA, lambda={lam:g}", "CA_orig: plain cross-attention of the prompt"),
+             ("noise difference |eps_low - eps_high|", "CA_orig: plain cross-attention of the prompt")]
+    return {"paired": [paired_difference(by_name[a], by_name[b], reps) for a, b in pairs
+                       if a in by_name and b in by_name],
+            "n_images": len(samples), "skipped_tiny_defects": skipped, "levels": list(levels), "lambda": lam,
             "capture_nfe_per_image": nfe / len(samples), "iqa_undefined_windows": undefined,
             "true_defective_cell_fraction": float(labels.float().mean()), "timing_seconds": timing,
             "results": results}
+
+
+def paired_difference(a, b, reps):
+    """Per-image AUROC of map a minus map b on the same images (the neutral-word control and plain
+    cross-attention must be beaten on the same image, not just on average), with a bootstrap interval."""
+    diff = np.array([np.nan if x is None or y is None else x - y
+                     for x, y in zip(a["auroc_per_image"], b["auroc_per_image"], strict=True)])
+    return {"a": a["method"], "b": b["method"], "n_images": int(np.sum(~np.isnan(diff))),
+            "mean": float(np.nanmean(diff)),
+            "ci": bootstrap(lambda idx: float(np.nanmean(diff[idx])), len(diff), reps=reps, seed=3),
+            "a_better_fraction": float(np.nanmean(diff > 0))}
 
 
 @torch.inference_mode()
@@ -262,11 +282,21 @@ def write_report(out, path):
             f"(calib AUROC {fmt(calib['chosen']['calib_auroc'])}; pack defaults 0.2, 0.3 / 0.3: "
             f"{fmt(calib['pack_default_calib_auroc'])}). Latent grid 16x16, true defective cells: "
             f"{100 * test['true_defective_cell_fraction']:.1f} % of all cells. 95 % bootstrap intervals over images.\n\n"
-            + table + "\n### Calibration grid (split calib, mean per-image AUROC; attention with SA / without SA)\n\n"
+            + table + _paired_table(test.get("paired", [])) + "\n### Calibration grid (split calib, mean per-image AUROC; attention with SA / without SA)\n\n"
             + markdown_table(["noise levels"] + [f"lambda {lam}" for lam in GRID_LAMBDA] + ["noise difference"],
                              crow))
     Path(path).write_text(text)
     return text
+
+
+def _paired_table(paired):
+    if not paired:
+        return ""
+    rows = [[p["a"], p["b"], fmt_ci(p["mean"], p["ci"]), f"{100 * p['a_better_fraction']:.0f} %"] for p in paired]
+    return ("\n### Paired on the same images: does the quality contrast add anything?\n\n"
+            "Per-image AUROC of A minus B (95 % bootstrap interval). Above 0: the quality words locate defects "
+            "better than neutral words / than the prompt's plain cross-attention on the same images.\n\n"
+            + markdown_table(["A", "B", "AUROC A - B", "images where A is better"], rows))
 
 
 def plot(out, path):

@@ -15,6 +15,8 @@ and LoTTS Search nodes) on the demo world model, a fixed prompt set (split "test
 - t0 (start fraction) is chosen on calib prompts by the verifier score of LoTTS s = 3.
 - (c) For LoTTS refinements of the s = 3 seeds: mean |change| of latents and decoded pixels inside the mask,
   outside it, and outside it farther than one latent cell (8 px), with global harmonization g = 0 and g = 2.
+  The same refinements with the mask replaced (random, whole image, the held-out segmenter's map as an
+  oracle) show what choosing *where* to re-denoise is worth on this model.
 
     .host/venv/bin/python bench/quality_vs_compute.py [--prompts 24] [--steps 20] [--cfg 5]
 """
@@ -109,14 +111,80 @@ def run_prompt(runner, prompt, seed, start_step, rounds2, check_nesting=False):
     return entry
 
 
-# -- (c) change outside the mask ------------------------------------------------------------------------------
+# -- (c) change outside the mask, and what the mask is worth ----------------------------------------------
+MASK_SOURCES = ("LoTTS defect map", "random mask, same area", "whole image (r = 1, SDEdit-like)",
+                "oracle: held-out segmenter's map")
+
+
+def mask_sources(runner, p, images, area_ratio, seed):
+    """The LoTTS mask and three comparison masks for the same candidates: which part of LoTTS's result comes from
+    *where* it re-denoises. The oracle uses the held-out judge, so its held-out column is not independent."""
+    dm = runner.bench.pack.lotts_ops.defect_map
+    hw = p.shape[-2:]
+    gen = torch.Generator().manual_seed(seed)
+    oracle = F.adaptive_avg_pool2d(runner.bench.scorers.defect_probability_maps(images)[:, None], hw)[:, 0]
+    return {MASK_SOURCES[0]: dm.top_area_mask(p, area_ratio),
+            MASK_SOURCES[1]: dm.top_area_mask(torch.rand(p.shape, generator=gen), area_ratio),
+            MASK_SOURCES[2]: torch.ones_like(p),
+            MASK_SOURCES[3]: dm.top_area_mask(dm.normalize_maps(oracle), area_ratio)}
+
+
+def refine_and_measure(runner, settings, prompt, cand, parents, masks, round_seed, start_step, g):
+    """k refinements per candidate (as one LoTTS round makes them); change vs the parent in and outside the mask."""
+    bench, pack = runner.bench, runner.bench.pack.nodes
+    refined, noise_mask = pack._local.localized_refine(bench.model, settings.positive, settings.negative,
+                                                       {"samples": cand}, masks, round_seed, settings.steps,
+                                                       settings.cfg, "euler", "normal", start_step,
+                                                       runner.refinements, g, show_progress=False)
+    out = refined["samples"]
+    images = bench.vae_decode(out)
+    k = runner.refinements
+    parent_latents = cand.repeat_interleave(k, 0)
+    parent_images = parents["images"].repeat_interleave(k, 0)
+    m = noise_mask[:, 0] > 0.5  # (B*k, h, w)
+    near = F.max_pool2d(m.float()[:, None], 3, 1, 1)[:, 0] > 0.5
+    dlat = (out - parent_latents).abs().mean(1) / parent_latents.std()  # in units of the latents' std
+    mpx = F.interpolate(m.float()[:, None], scale_factor=8, mode="nearest")[:, 0] > 0.5
+    nearpx = F.interpolate(near.float()[:, None], scale_factor=8, mode="nearest")[:, 0] > 0.5
+    dpx = (images - parent_images).abs().mean(-1)
+    scores = bench.verifier.score(images, [prompt])
+    areas = bench.scorers.defect_area(images)
+
+    def mean_or_nan(x):
+        return float(x.mean()) if x.numel() else float("nan")
+
+    rows = [{"latent_inside": mean_or_nan(dlat[b][m[b]]), "latent_outside": mean_or_nan(dlat[b][~m[b]]),
+             "latent_outside_far": mean_or_nan(dlat[b][~near[b]]),
+             "pixel_inside": mean_or_nan(dpx[b][mpx[b]]), "pixel_outside": mean_or_nan(dpx[b][~mpx[b]]),
+             "pixel_outside_far": mean_or_nan(dpx[b][~nearpx[b]]),
+             "score_gain": float(scores[b] - parents["scores"][b // k]),
+             "area_change": float(areas[b] - parents["areas"][b // k])} for b in range(out.shape[0])]
+    return rows, images, scores
+
+
+def _summary(items):
+    def nanmean(values):  # a whole-image mask has no outside: nan, without numpy's empty-slice warning
+        values = np.array(values, dtype=float)
+        return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
+
+    out = {key: nanmean([r[key] for r in items]) for key in items[0]}
+    out["refinements"] = len(items)
+    out["improved_fraction"] = float(np.mean([r["score_gain"] > 0 for r in items]))
+    gains = np.array([r["score_gain"] for r in items])
+    out["score_gain_ci"] = bootstrap(lambda idx: float(gains[idx].mean()), len(gains), seed=4)
+    return out
+
+
 def outside_change(runner, prompts, seed, start_step, seeds=3):
-    """Refinements of the s seeds exactly as one LoTTS round makes them (capture -> mask -> localized_refine)."""
+    """Refinements of the s seeds exactly as one LoTTS round makes them (capture -> mask -> localized_refine):
+    with g = 0 and the configured g for the LoTTS mask, and the other mask sources at the configured g."""
     bench, search = runner.bench, runner.search
     pack = bench.pack.nodes
     dm = bench.pack.lotts_ops.defect_map
     k = runner.refinements
-    rows = {g: [] for g in sorted({0, runner.global_steps})}
+    g_main = runner.global_steps
+    rows = {f"g={g}": [] for g in sorted({0, g_main})}
+    by_source = {name: [] for name in MASK_SOURCES}
     reference = []
     example = None
     for i, prompt in enumerate(prompts):
@@ -128,46 +196,27 @@ def outside_change(runner, prompts, seed, start_step, seeds=3):
                                           local.noise_levels, 1, round_seed, None)
         p = dm.normalize_maps(pack.defect_mask.defect_probability_from_capture(attention, local.signal,
                                                                                local.foreground_weight, True))
-        masks = dm.top_area_mask(p, local.area_ratio)
-        parents = cand.repeat_interleave(k, 0)
-        parent_images = bench.vae_decode(cand).repeat_interleave(k, 0)
-        parent_scores = bench.verifier.score(parent_images, [prompt])
-        parent_areas = bench.scorers.defect_area(parent_images)
-        imgs = bench.vae_decode(cand)
-        reference.append(float((imgs[1:] - imgs[:-1]).abs().mean()))
-        for g in rows:
-            refined, noise_mask = pack._local.localized_refine(bench.model, settings.positive, settings.negative,
-                                                               {"samples": cand}, masks, round_seed, settings.steps,
-                                                               settings.cfg, "euler", "normal", start_step, k, g,
-                                                               show_progress=False)
-            out = refined["samples"]
-            images = bench.vae_decode(out)
-            m = noise_mask[:, 0] > 0.5  # (B*k, h, w)
-            near = F.max_pool2d(m.float()[:, None], 3, 1, 1)[:, 0] > 0.5
-            dlat = (out - parents).abs().mean(1) / parents.std()  # in units of the latents' std
-            mpx = F.interpolate(m.float()[:, None], scale_factor=8, mode="nearest")[:, 0] > 0.5
-            nearpx = F.interpolate(near.float()[:, None], scale_factor=8, mode="nearest")[:, 0] > 0.5
-            dpx = (images - parent_images).abs().mean(-1)
-            scores = bench.verifier.score(images, [prompt])
-            areas = bench.scorers.defect_area(images)
-            if i == 0 and g == runner.global_steps:
-                example = {"parents": parent_images[::k], "masks": mpx[::k], "refined": images.reshape(
-                    seeds, k, *images.shape[1:]), "parent_scores": parent_scores[::k], "scores": scores.reshape(seeds, k),
-                    "prompt": prompt, "g": g}
-            for b in range(out.shape[0]):
-                rows[g].append({
-                    "latent_inside": float(dlat[b][m[b]].mean()), "latent_outside": float(dlat[b][~m[b]].mean()),
-                    "latent_outside_far": float(dlat[b][~near[b]].mean()) if (~near[b]).any() else float("nan"),
-                    "pixel_inside": float(dpx[b][mpx[b]].mean()), "pixel_outside": float(dpx[b][~mpx[b]].mean()),
-                    "pixel_outside_far": float(dpx[b][~nearpx[b]].mean()) if (~nearpx[b]).any() else float("nan"),
-                    "score_gain": float(scores[b] - parent_scores[b]), "area_change": float(areas[b] - parent_areas[b]),
-                })
-    summary = {}
-    for g, items in rows.items():
-        keys = items[0].keys()
-        summary[f"g={g}"] = {key: float(np.nanmean([r[key] for r in items])) for key in keys}
-        summary[f"g={g}"]["refinements"] = len(items)
-        summary[f"g={g}"]["improved_fraction"] = float(np.mean([r["score_gain"] > 0 for r in items]))
+        images = bench.vae_decode(cand)
+        parents = {"images": images, "scores": bench.verifier.score(images, [prompt]),
+                   "areas": bench.scorers.defect_area(images)}
+        reference.append(float((images[1:] - images[:-1]).abs().mean()))
+        masks = mask_sources(runner, p, images, runner.area_ratio, round_seed)
+        for name, mask in masks.items():
+            for g in ([0, g_main] if name == MASK_SOURCES[0] and g_main != 0 else [g_main]):
+                items, refined_images, scores = refine_and_measure(runner, settings, prompt, cand, parents, mask,
+                                                                   round_seed, start_step, g)
+                if name == MASK_SOURCES[0]:
+                    rows[f"g={g}"].extend(items)
+                if g == g_main:
+                    by_source[name].extend(items)
+                if i == 0 and g == g_main and name == MASK_SOURCES[0]:
+                    mpx = F.interpolate(mask[:, None].float(), scale_factor=8, mode="nearest")[:, 0] > 0.5
+                    example = {"parents": images, "masks": mpx,
+                               "refined": refined_images.reshape(seeds, k, *refined_images.shape[1:]),
+                               "parent_scores": parents["scores"], "scores": scores.reshape(seeds, k),
+                               "prompt": prompt, "g": g}
+    summary = {key: _summary(items) for key, items in rows.items()}
+    summary["mask_sources"] = {name: _summary(items) for name, items in by_source.items()}
     summary["reference_pixel_change_between_two_seeds"] = float(np.mean(reference))
     summary["mask_area"] = runner.area_ratio
     return summary, example
@@ -315,6 +364,18 @@ def write_report(out, path):
              + markdown_table(["harmonization", "refinements", "latent in", "latent out", "latent out far",
                                "pixel in", "pixel out", "pixel out far", "verifier gain vs parent",
                                "improved", "held-out area change (pp)"], crow))
+    if "mask_sources" in c:
+        mrow = [[name, x["refinements"], fmt_ci(x["score_gain"], x["score_gain_ci"], 3),
+                 f"{100 * x['improved_fraction']:.0f} %", f"{100 * x['area_change']:+.2f}", f"{x['pixel_outside']:.4f}"]
+                for name, x in c["mask_sources"].items()]
+        text += (f"\n### Where to re-denoise: the LoTTS mask against other masks (same candidates, same seeds, "
+                 f"g = {s['global_steps']}, t0 step {out['start_step']})\n\n"
+                 "One LoTTS round's refinements with the mask replaced. Gain = verifier score of a refinement minus "
+                 "its parent's (95 % bootstrap interval over refinements); 'improved' = share of refinements that "
+                 "beat their parent. The oracle row masks the held-out segmenter's own map, so its held-out "
+                 "column is not an independent measure.\n\n"
+                 + markdown_table(["mask", "refinements", "verifier gain vs parent", "improved",
+                                   "held-out area change (pp)", "pixel change outside"], mrow))
     t = out["t0"]
     trow = [[f"{v['start_fraction']}", v["start_step"], f"{v['score']:.3f}", f"{100 * v['area']:.2f}"]
             for v in t["grid"]]

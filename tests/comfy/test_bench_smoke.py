@@ -2,6 +2,7 @@
 compute, each end to end through the real ComfyUI in this process, writing JSON + Markdown to a temp dir."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def test_localization_smoke(bench, tmp_path):
     lotts = next(r for m, r in methods.items() if m.startswith("LoTTS attention: SA"))
     assert lotts["n_images"] == 3 and 0.0 <= lotts["auroc_mean"] <= 1.0
     assert json.loads((tmp_path / "loc.json").read_text())["calib"]["chosen"]["levels"]
+    paired = {(d["a"], d["b"]): d for d in out["test"]["paired"]}
+    noise = paired[("noise difference |eps_low - eps_high|", "NEG. CONTROL (neutral words): noise difference")]
+    a, b = methods[noise["a"]]["auroc_per_image"], methods[noise["b"]]["auroc_per_image"]
+    assert abs(noise["mean"] - sum(x - y for x, y in zip(a, b, strict=True)) / 3) < 1e-6
     assert "| defect map |" in (tmp_path / "loc.md").read_text()
 
 
@@ -62,5 +67,9 @@ def test_quality_vs_compute_smoke(bench, tmp_path):
     lotts = entry["lotts"][-1]
     assert lotts["samples_per_prompt"] == 3
     assert lotts["nfe"] == sum(lotts["nfe_breakdown"].values())
-    assert out["outside_change"]["g=0"]["latent_outside"] < 1e-4  # outside the mask stays on its trajectory
+    change = out["outside_change"]
+    assert change["g=0"]["latent_outside"] < 1e-4  # outside the mask stays on its trajectory
+    whole = change["mask_sources"]["whole image (r = 1, SDEdit-like)"]
+    assert math.isnan(whole["latent_outside"]) and whole["latent_inside"] > 0  # nothing lies outside a full mask
+    assert change["mask_sources"]["LoTTS defect map"]["refinements"] == 2
     assert "Best-of-N first matches" in (tmp_path / "qvc.md").read_text()
