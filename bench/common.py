@@ -2,8 +2,8 @@
 demo/evaluate.py starts it), the learned world judges, bootstrap intervals and Markdown/JSON output."""
 
 import importlib
-import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,13 +24,19 @@ DEMO_WEIGHTS = REPO / "demo" / "weights" / "lotts_demo_world.safetensors"
 
 def demo_evaluate():
     """demo/evaluate.py as a module (its start_comfy, cell_labels, aurocs, encode, templates)."""
-    name = "lotts_bench_demo_evaluate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "demo" / "evaluate.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return world_scorers.load_standalone("lotts_bench_demo_evaluate", "demo/evaluate.py")
+
+
+def add_run_arguments(parser, out):
+    """The arguments every quality benchmark takes: where to write, plots, threads, which weights."""
+    parser.add_argument("--out", default=out,
+                        help="in bench/results/ (or an absolute path); .md and .png next to it")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
+                        help="torch threads (default 1, or $LOTTS_BENCH_THREADS: on a shared 2-core machine two "
+                             "threads can be several times slower than one)")
+    parser.add_argument("--demo-weights", default=None, help="a demo weights file (default: demo/weights/...)")
+    parser.add_argument("--scorers", default=None, help="world scorers file (default: bench/weights/...)")
 
 
 class Bench:

@@ -18,14 +18,13 @@ bootstrap intervals over images. A negative control swaps the quality words for 
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import Bench, bootstrap, fmt, fmt_ci, markdown_table, plt, write_json
+from common import Bench, add_run_arguments, bootstrap, fmt, fmt_ci, markdown_table, plt, write_json
 
 HIGH, LOW = "A high-quality image of {p}.", "A low-quality image of {p}."
 CONTROL_A, CONTROL_B = "A photo of {p}.", "An image of {p}."  # no quality meaning in the world's captions
@@ -332,13 +331,7 @@ def main(argv=None, bench=None):
     parser.add_argument("--n-calib", type=int, default=60)
     parser.add_argument("--n-iqa", type=int, default=None, help="images for the NIQE/BRISQUE maps (default all)")
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--out", default="localization.json", help="in bench/results/ (or an absolute path); .md and .png next to it")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
-                        help="torch threads (default 1, or $LOTTS_BENCH_THREADS: on a shared 2-core machine two "
-                             "threads can be several times slower than one)")
-    parser.add_argument("--demo-weights", default=None, help="a demo weights file (default: demo/weights/...)")
-    parser.add_argument("--scorers", default=None, help="world scorers file (default: bench/weights/...)")
+    add_run_arguments(parser, "localization.json")
     opts = parser.parse_args(argv)
     bench = bench or Bench(weights=opts.demo_weights, threads=opts.threads, scorers=opts.scorers)
     out = {"settings": vars(opts)}

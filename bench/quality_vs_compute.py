@@ -16,21 +16,20 @@ and LoTTS Search nodes) on the demo world model, a fixed prompt set (split "test
 - (c) For LoTTS refinements of the s = 3 seeds: mean |change| of latents and decoded pixels inside the mask,
   outside it, and outside it farther than one latent cell (8 px), with global harmonization g = 0 and g = 2.
   The same refinements with the mask replaced (random, whole image, the held-out segmenter's map as an
-  oracle) show what choosing *where* to re-denoise is worth on this model.
+  oracle), at every t0 tried on calib, show what choosing *where* to re-denoise is worth on this model.
 
     .host/venv/bin/python bench/quality_vs_compute.py [--prompts 24] [--steps 20] [--cfg 5]
 """
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import RESULTS, Bench, bootstrap, fmt_ci, markdown_table, plt, write_json
+from common import RESULTS, Bench, add_run_arguments, bootstrap, fmt_ci, markdown_table, plt, write_json
 
 HIGH, LOW = "A high-quality image of {p}.", "A low-quality image of {p}."
 BON_N = (1, 2, 3, 4, 6, 9, 12, 18, 27)
@@ -175,16 +174,18 @@ def _summary(items):
     return out
 
 
-def outside_change(runner, prompts, seed, start_step, seeds=3):
+def outside_change(runner, prompts, seed, start_step, seeds=3, source_steps=None):
     """Refinements of the s seeds exactly as one LoTTS round makes them (capture -> mask -> localized_refine):
-    with g = 0 and the configured g for the LoTTS mask, and the other mask sources at the configured g."""
+    with g = 0 and the configured g for the LoTTS mask at t0 = start_step, and every mask source at the
+    configured g for each t0 in `source_steps` (default: start_step only)."""
+    source_steps = sorted(set(source_steps or []) | {start_step})
     bench, search = runner.bench, runner.search
     pack = bench.pack.nodes
     dm = bench.pack.lotts_ops.defect_map
     k = runner.refinements
     g_main = runner.global_steps
     rows = {f"g={g}": [] for g in sorted({0, g_main})}
-    by_source = {name: [] for name in MASK_SOURCES}
+    by_source = {(step, name): [] for step in source_steps for name in MASK_SOURCES}
     reference = []
     example = None
     for i, prompt in enumerate(prompts):
@@ -201,22 +202,26 @@ def outside_change(runner, prompts, seed, start_step, seeds=3):
                    "areas": bench.scorers.defect_area(images)}
         reference.append(float((images[1:] - images[:-1]).abs().mean()))
         masks = mask_sources(runner, p, images, runner.area_ratio, round_seed)
-        for name, mask in masks.items():
-            for g in ([0, g_main] if name == MASK_SOURCES[0] and g_main != 0 else [g_main]):
-                items, refined_images, scores = refine_and_measure(runner, settings, prompt, cand, parents, mask,
-                                                                   round_seed, start_step, g)
-                if name == MASK_SOURCES[0]:
-                    rows[f"g={g}"].extend(items)
-                if g == g_main:
-                    by_source[name].extend(items)
-                if i == 0 and g == g_main and name == MASK_SOURCES[0]:
-                    mpx = F.interpolate(mask[:, None].float(), scale_factor=8, mode="nearest")[:, 0] > 0.5
-                    example = {"parents": images, "masks": mpx,
-                               "refined": refined_images.reshape(seeds, k, *refined_images.shape[1:]),
-                               "parent_scores": parents["scores"], "scores": scores.reshape(seeds, k),
-                               "prompt": prompt, "g": g}
+        runs = [(start_step, name, g) for name in masks
+                for g in ([0, g_main] if name == MASK_SOURCES[0] and g_main != 0 else [g_main])]
+        runs += [(step, name, g_main) for step in source_steps if step != start_step for name in masks]
+        for step, name, g in runs:
+            items, refined_images, scores = refine_and_measure(runner, settings, prompt, cand, parents, masks[name],
+                                                               round_seed, step, g)
+            if name == MASK_SOURCES[0] and step == start_step:
+                rows[f"g={g}"].extend(items)
+            if g == g_main:
+                by_source[(step, name)].extend(items)
+            if i == 0 and g == g_main and name == MASK_SOURCES[0] and step == start_step:
+                mpx = F.interpolate(masks[name][:, None].float(), scale_factor=8, mode="nearest")[:, 0] > 0.5
+                example = {"parents": images, "masks": mpx,
+                           "refined": refined_images.reshape(seeds, k, *refined_images.shape[1:]),
+                           "parent_scores": parents["scores"], "scores": scores.reshape(seeds, k),
+                           "prompt": prompt, "g": g}
     summary = {key: _summary(items) for key, items in rows.items()}
-    summary["mask_sources"] = {name: _summary(items) for name, items in by_source.items()}
+    summary["mask_sources"] = {name: _summary(by_source[(start_step, name)]) for name in MASK_SOURCES}
+    summary["mask_sources_by_t0_step"] = {str(step): {name: _summary(by_source[(step, name)]) for name in MASK_SOURCES}
+                                          for step in source_steps}
     summary["reference_pixel_change_between_two_seeds"] = float(np.mean(reference))
     summary["mask_area"] = runner.area_ratio
     return summary, example
@@ -364,17 +369,17 @@ def write_report(out, path):
              + markdown_table(["harmonization", "refinements", "latent in", "latent out", "latent out far",
                                "pixel in", "pixel out", "pixel out far", "verifier gain vs parent",
                                "improved", "held-out area change (pp)"], crow))
-    if "mask_sources" in c:
-        mrow = [[name, x["refinements"], fmt_ci(x["score_gain"], x["score_gain_ci"], 3),
+    if "mask_sources_by_t0_step" in c:
+        mrow = [[step, name, x["refinements"], fmt_ci(x["score_gain"], x["score_gain_ci"], 3),
                  f"{100 * x['improved_fraction']:.0f} %", f"{100 * x['area_change']:+.2f}", f"{x['pixel_outside']:.4f}"]
-                for name, x in c["mask_sources"].items()]
+                for step, by_name in c["mask_sources_by_t0_step"].items() for name, x in by_name.items()]
         text += (f"\n### Where to re-denoise: the LoTTS mask against other masks (same candidates, same seeds, "
-                 f"g = {s['global_steps']}, t0 step {out['start_step']})\n\n"
+                 f"g = {s['global_steps']}; t0 = {out['start_step']} is the chosen start step)\n\n"
                  "One LoTTS round's refinements with the mask replaced. Gain = verifier score of a refinement minus "
                  "its parent's (95 % bootstrap interval over refinements); 'improved' = share of refinements that "
                  "beat their parent. The oracle row masks the held-out segmenter's own map, so its held-out "
                  "column is not an independent measure.\n\n"
-                 + markdown_table(["mask", "refinements", "verifier gain vs parent", "improved",
+                 + markdown_table(["t0 step", "mask", "refinements", "verifier gain vs parent", "improved",
                                    "held-out area change (pp)", "pixel change outside"], mrow))
     t = out["t0"]
     trow = [[f"{v['start_fraction']}", v["start_step"], f"{v['score']:.3f}", f"{100 * v['area']:.2f}"]
@@ -460,13 +465,7 @@ def main(argv=None, bench=None):
     parser.add_argument("--t0", type=float, default=None, help="start fraction; default: choose on calib")
     parser.add_argument("--no-rounds2", action="store_true")
     parser.add_argument("--change-prompts", type=int, default=8)
-    parser.add_argument("--out", default="quality_vs_compute.json", help="in bench/results/ (or an absolute path); .md and .png next to it")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
-                        help="torch threads (default 1, or $LOTTS_BENCH_THREADS: on a shared 2-core machine two "
-                             "threads can be several times slower than one)")
-    parser.add_argument("--demo-weights", default=None, help="a demo weights file (default: demo/weights/...)")
-    parser.add_argument("--scorers", default=None, help="world scorers file (default: bench/weights/...)")
+    add_run_arguments(parser, "quality_vs_compute.json")
     opts = parser.parse_args(argv)
     bench = bench or Bench(weights=opts.demo_weights, threads=opts.threads, scorers=opts.scorers)
     levels, lam, source = capture_settings(opts.capture, opts.localization_json)
@@ -495,8 +494,9 @@ def main(argv=None, bench=None):
         out["seconds_search"] = round(time.time() - t, 1)
         out["entries"] = entries
         out["analysis"] = analyse(bench, entries, not opts.no_rounds2)
+        source_steps = [g["start_step"] for g in out["t0"]["grid"]]  # every t0 tried on calib
         out["outside_change"], example = outside_change(runner, prompts[:opts.change_prompts], opts.seed,
-                                                        out["start_step"], runner.lotts_seeds[-1])
+                                                        out["start_step"], runner.lotts_seeds[-1], source_steps)
     out["seconds"] = bench.seconds()
     path = write_json(opts.out, out)
     print(write_report(out, path.with_suffix(".md")))

@@ -44,26 +44,24 @@ ALTERNATE_P = 0.6
 AREA_THRESHOLD = 0.5  # a pixel counts as defective for the area measure when the segmenter's p > this
 
 
-def load_world():
-    """demo/world.py (pure numpy/PIL) as a standalone module, whoever else imported it."""
-    name = "lotts_bench_world"
+def load_standalone(name, relative_path):
+    """A repo file as a standalone module under `name` (once), whoever else imported it by another name."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "demo" / "world.py")
+        spec = importlib.util.spec_from_file_location(name, REPO / relative_path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def load_world():
+    """demo/world.py (pure numpy/PIL)."""
+    return load_standalone("lotts_bench_world", "demo/world.py")
 
 
 def load_autoencoder_module():
     """demo/autoencoder.py (pure torch): the demo VAE's network design, used here for augmentation only."""
-    name = "lotts_bench_autoencoder"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "demo" / "autoencoder.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_standalone("lotts_bench_autoencoder", "demo/autoencoder.py")
 
 
 def train_lossy_autoencoders(images, steps=AE_STEPS, snapshots=AE_SNAPSHOTS, seed=3, batch=16, crop=64, lr=2e-3):
