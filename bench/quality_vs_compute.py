@@ -115,17 +115,17 @@ MASK_SOURCES = ("LoTTS defect map", "random mask, same area", "whole image (r = 
                 "oracle: held-out segmenter's map")
 
 
-def mask_sources(runner, p, images, area_ratio, seed):
+def mask_sources(runner, p, images, seed):
     """The LoTTS mask and three comparison masks for the same candidates: which part of LoTTS's result comes from
     *where* it re-denoises. The oracle uses the held-out judge, so its held-out column is not independent."""
     dm = runner.bench.pack.lotts_ops.defect_map
     hw = p.shape[-2:]
     gen = torch.Generator().manual_seed(seed)
     oracle = F.adaptive_avg_pool2d(runner.bench.scorers.defect_probability_maps(images)[:, None], hw)[:, 0]
-    return {MASK_SOURCES[0]: dm.top_area_mask(p, area_ratio),
-            MASK_SOURCES[1]: dm.top_area_mask(torch.rand(p.shape, generator=gen), area_ratio),
+    return {MASK_SOURCES[0]: dm.top_area_mask(p, runner.area_ratio),
+            MASK_SOURCES[1]: dm.top_area_mask(torch.rand(p.shape, generator=gen), runner.area_ratio),
             MASK_SOURCES[2]: torch.ones_like(p),
-            MASK_SOURCES[3]: dm.top_area_mask(dm.normalize_maps(oracle), area_ratio)}
+            MASK_SOURCES[3]: dm.top_area_mask(dm.normalize_maps(oracle), runner.area_ratio)}
 
 
 def refine_and_measure(runner, settings, prompt, cand, parents, masks, round_seed, start_step, g):
@@ -201,7 +201,7 @@ def outside_change(runner, prompts, seed, start_step, seeds=3, source_steps=None
         parents = {"images": images, "scores": bench.verifier.score(images, [prompt]),
                    "areas": bench.scorers.defect_area(images)}
         reference.append(float((images[1:] - images[:-1]).abs().mean()))
-        masks = mask_sources(runner, p, images, runner.area_ratio, round_seed)
+        masks = mask_sources(runner, p, images, round_seed)
         runs = [(start_step, name, g) for name in masks
                 for g in ([0, g_main] if name == MASK_SOURCES[0] and g_main != 0 else [g_main])]
         runs += [(step, name, g_main) for step in source_steps if step != start_step for name in masks]
@@ -219,7 +219,6 @@ def outside_change(runner, prompts, seed, start_step, seeds=3, source_steps=None
                            "parent_scores": parents["scores"], "scores": scores.reshape(seeds, k),
                            "prompt": prompt, "g": g}
     summary = {key: _summary(items) for key, items in rows.items()}
-    summary["mask_sources"] = {name: _summary(by_source[(start_step, name)]) for name in MASK_SOURCES}
     summary["mask_sources_by_t0_step"] = {str(step): {name: _summary(by_source[(step, name)]) for name in MASK_SOURCES}
                                           for step in source_steps}
     summary["reference_pixel_change_between_two_seeds"] = float(np.mean(reference))

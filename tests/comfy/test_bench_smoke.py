@@ -69,7 +69,8 @@ def test_quality_vs_compute_smoke(bench, tmp_path):
     assert lotts["nfe"] == sum(lotts["nfe_breakdown"].values())
     change = out["outside_change"]
     assert change["g=0"]["latent_outside"] < 1e-4  # outside the mask stays on its trajectory
-    whole = change["mask_sources"]["whole image (r = 1, SDEdit-like)"]
+    sources = change["mask_sources_by_t0_step"][str(out["start_step"])]
+    whole = sources["whole image (r = 1, SDEdit-like)"]
     assert math.isnan(whole["latent_outside"]) and whole["latent_inside"] > 0  # nothing lies outside a full mask
-    assert change["mask_sources"]["LoTTS defect map"]["refinements"] == 2
+    assert sources["LoTTS defect map"]["refinements"] == 2
     assert "Best-of-N first matches" in (tmp_path / "qvc.md").read_text()
