@@ -21,6 +21,14 @@ from . import _model_family
 COND_NAMES = ("orig", "high", "low")
 
 
+def core_attention(q, k, v, extra_options):
+    """The attention the block would run without our patch. `extra_options` holds the block's
+    transformer_options, so another node's attention override (SageAttention, FlashAttention,
+    set_model_optimized_attention) still applies through ComfyUI's wrap_attn."""
+    return optimized_attention(q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
+                               transformer_options=extra_options)
+
+
 class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
@@ -81,8 +89,7 @@ class AttentionRecorder:
     # -- UNet patches -----------------------------------------------------------------------------
     def unet_attn1(self, previous):
         def attn1(q, k, v, extra_options):
-            out = previous(q, k, v, extra_options) if previous else optimized_attention(
-                q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"))
+            out = previous(q, k, v, extra_options) if previous else core_attention(q, k, v, extra_options)
             layer = (extra_options["block"][0], extra_options["block"][1])
             if self.wants(layer, q.shape[1]):
                 heads = extra_options["n_heads"]
@@ -94,8 +101,7 @@ class AttentionRecorder:
 
     def unet_attn2(self, previous):
         def attn2(q, k, v, extra_options):
-            out = previous(q, k, v, extra_options) if previous else optimized_attention(
-                q, k, v, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"))
+            out = previous(q, k, v, extra_options) if previous else core_attention(q, k, v, extra_options)
             layer = (extra_options["block"][0], extra_options["block"][1])
             key = layer + (extra_options.get("block_index", 0),)
             pending = self.pending_self_attention.pop(key, None)
@@ -150,12 +156,19 @@ def patched_clone(model, recorder):
     options = patched.model_options
     transformer_options = options.setdefault("transformer_options", {})
     if recorder.arch == _model_family.UNET:
-        replace = transformer_options.get("patches_replace", {})
+        # read the input model's patches (never the clone's, which we are about to write)
+        replace = model.model_options.get("transformer_options", {}).get("patches_replace", {})
+        setters = {"attn1": (patched.set_model_attn1_replace, recorder.unet_attn1),
+                   "attn2": (patched.set_model_attn2_replace, recorder.unet_attn2)}
         for block_name, block_id in _model_family.unet_transformer_blocks(model):
-            previous1 = replace.get("attn1", {}).get((block_name, block_id))
-            previous2 = replace.get("attn2", {}).get((block_name, block_id))
-            patched.set_model_attn1_replace(recorder.unet_attn1(previous1), block_name, block_id)
-            patched.set_model_attn2_replace(recorder.unet_attn2(previous2), block_name, block_id)
+            for kind, (setter, make_patch) in setters.items():
+                existing = replace.get(kind, {})
+                setter(make_patch(existing.get((block_name, block_id))), block_name, block_id)
+                # ComfyUI prefers a per-transformer-index key (name, id, index) over (name, id): another node's
+                # per-index patch would hide ours there, so wrap those too, chaining to them
+                for key, previous in existing.items():
+                    if len(key) == 3 and key[:2] == (block_name, block_id):
+                        setter(make_patch(previous), block_name, block_id, key[2])
     else:
         transformer_options["optimized_attention_override"] = recorder.flux_override(
             transformer_options.get("optimized_attention_override"))
@@ -190,6 +203,7 @@ def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable
 def capture(model, conds, token_weights, samples, noise_levels, noise_draws, seed, selection):
     """Run the capture passes. Returns the LOTTS_ATTENTION dict (CPU float32 tensors)."""
     arch = _model_family.architecture(model)
+    _model_family.refuse_multi_gpu(model)
     latent = samples["samples"]
     latent_hw = tuple(latent.shape[-2:])
     recorder = AttentionRecorder(latent_hw, token_weights, selection, arch)
@@ -234,5 +248,6 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         "noise_levels": list(noise_levels),
         "noise_draws": noise_draws,
         "architecture": arch,
+        "latent_to_image": _model_family.latent_to_image_scale(model),
         "model_evaluations": n * len(COND_NAMES) * latent.shape[0],
     }

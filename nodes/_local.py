@@ -16,6 +16,7 @@ import latent_preview
 import torch
 
 from ..lotts_ops import mask_ops, schedule
+from . import _model_family
 
 
 def candidate_masks(mask, samples, refinements):
@@ -42,7 +43,9 @@ def candidate_masks(mask, samples, refinements):
 def perturb_latent(samples, mask, refinements):
     """A new LATENT: each candidate repeated k times (candidate-major) with its noise_mask."""
     noise_mask = candidate_masks(mask, samples, refinements)
-    out = {k: v for k, v in samples.items() if k not in ("noise_mask", "batch_index")}
+    # like core's common_ksampler, the output latent does not carry the input's downscale-ratio keys
+    out = {k: v for k, v in samples.items()
+           if k not in ("noise_mask", "batch_index", "downscale_ratio_spacial", "downscale_ratio_temporal")}
     out["samples"] = samples["samples"].repeat_interleave(refinements, dim=0)
     out["noise_mask"] = noise_mask
     empty = int((noise_mask.flatten(1).amax(1) == 0).sum())
@@ -77,7 +80,7 @@ def localized_refine(model, positive, negative, samples, mask, seed, steps, cfg,
         raise ValueError(f"global_steps: {global_steps} is more than the {steps - start_step} steps left after "
                          f"start step {start_step}")
     perturbed = perturb_latent(samples, mask, refinements)
-    latent_image = comfy.sample.fix_empty_latent_channels(model, perturbed["samples"])
+    latent_image = _model_family.fix_empty_latent_channels(model, samples, perturbed["samples"])
     noise = comfy.sample.prepare_noise(latent_image, seed)
     sampling_model = with_harmonization(model, global_steps)
     callback = latent_preview.prepare_callback(sampling_model, steps) if show_progress else None

@@ -15,6 +15,12 @@ def architecture(model):
     if isinstance(diffusion_model, comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel):
         return UNET
     if isinstance(diffusion_model, comfy.ldm.flux.model.Flux):
+        # FLUX.2 / Klein share the FLUX network class but not its latents (128 channels at 1/16) nor its
+        # templated text, so token weights and previews would be silently wrong
+        flux2 = getattr(comfy.model_base, "Flux2", None)
+        if (flux2 is not None and isinstance(model.model, flux2)) or not isinstance(model.model, comfy.model_base.Flux):
+            raise ValueError(f"model: FLUX.2 and Klein models ({type(model.model).__name__}) are not supported yet; "
+                             "LoTTS supports FLUX.1, SD1.x, SD2.x and SDXL")
         return FLUX
     raise ValueError(
         f"model: LoTTS attention capture supports UNet models (SD1.x, SD2.x, SDXL) and FLUX, "
@@ -82,3 +88,28 @@ def check_latent_channels(model, samples, input_name="samples"):
     if expected is not None and channels != expected:
         raise ValueError(f"{input_name}: latent has {channels} channels, this {family_name(model)} model expects "
                          f"{expected}; was it made by another model family?")
+
+
+def latent_to_image_scale(model):
+    """Pixels per latent cell along each side: the latent format's own ratio where the host records one
+    (newer ComfyUI), else 8, the ratio of every family LoTTS supports."""
+    return int(getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", 8))
+
+
+def fix_empty_latent_channels(model, latent, samples):
+    """comfy.sample.fix_empty_latent_channels, given the latent's downscale ratios where the host takes them."""
+    import inspect
+
+    import comfy.sample
+
+    accepted = inspect.signature(comfy.sample.fix_empty_latent_channels).parameters
+    extra = {k: latent[k] for k in ("downscale_ratio_spacial", "downscale_ratio_temporal") if k in accepted and k in latent}
+    return comfy.sample.fix_empty_latent_channels(model, samples, **extra)
+
+
+def refuse_multi_gpu(model):
+    """Multi-GPU chunking runs conditioning chunks on threads, which would race the attention recorder."""
+    get = getattr(model, "get_additional_models_with_key", None)
+    if get is not None and get("multigpu"):
+        raise ValueError("model: LoTTS capture does not support multi-GPU (MultiGPU CFG split) models yet; "
+                         "use the model without the multi-GPU node")

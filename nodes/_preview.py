@@ -1,16 +1,17 @@
-"""Preview IMAGEs of maps and masks, at image resolution (latent x 8 for every supported family)."""
+"""Preview IMAGEs of maps and masks, at image resolution (latent x the model's latent-to-image scale, 8 for
+every supported family)."""
 
 import torch
 
 from ..lotts_ops import defect_map
 
-LATENT_TO_IMAGE = 8  # spatial compression of the SD1/2/XL and FLUX VAEs
+LATENT_TO_IMAGE = 8  # spatial compression of the SD1/2/XL and FLUX.1 VAEs; models carry their own (_model_family)
 # A perceptually ordered blue -> cyan -> yellow -> red ramp (values in [0, 1]).
 _RAMP = torch.tensor([[0.05, 0.05, 0.45], [0.0, 0.6, 0.9], [0.95, 0.9, 0.1], [0.85, 0.1, 0.05]])
 
 
-def image_size(latent_shape):
-    return latent_shape[-2] * LATENT_TO_IMAGE, latent_shape[-1] * LATENT_TO_IMAGE
+def image_size(latent_shape, scale=LATENT_TO_IMAGE):
+    return latent_shape[-2] * scale, latent_shape[-1] * scale
 
 
 def colorize(maps):
@@ -21,8 +22,8 @@ def colorize(maps):
     return _RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac
 
 
-def heatmap_images(maps, latent_shape):
-    height, width = image_size(latent_shape)
+def heatmap_images(maps, latent_shape, scale=LATENT_TO_IMAGE):
+    height, width = image_size(latent_shape, scale)
     return colorize(defect_map.resize_maps(maps.float(), height, width))
 
 

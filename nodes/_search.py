@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute, defect_map
-from . import _capture, _counting, _local
+from . import _capture, _counting, _local, _model_family
 from .defect_mask import defect_probability_from_capture
 
 
@@ -60,7 +60,7 @@ def sample_candidates(model, latent, settings, seed, per_item):
     """`per_item` full samplings per latent item (item-major), noise index j = candidate j of the item."""
     items = latent["samples"]
     repeated = items.repeat_interleave(per_item, dim=0)
-    repeated = comfy.sample.fix_empty_latent_channels(model, repeated)
+    repeated = _model_family.fix_empty_latent_channels(model, latent, repeated)
     noise = torch.cat([comfy.sample.prepare_noise(repeated[i * per_item:(i + 1) * per_item], seed)
                        for i in range(items.shape[0])])
     comfy.model_management.throw_exception_if_processing_interrupted()

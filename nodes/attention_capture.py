@@ -65,7 +65,7 @@ class LoTTSQualityAttentionCapture:
         result["family"] = _model_family.family_name(model)
         maps = result["maps"]
         contrast = defect_map.normalize_maps(maps["low"]["ca_prop"] - maps["high"]["ca_prop"])
-        return (result, _preview.heatmap_images(contrast, samples["samples"].shape))
+        return (result, _preview.heatmap_images(contrast, samples["samples"].shape, result["latent_to_image"]))
 
 
 NODE_CLASS_MAPPINGS = {"LoTTSQualityAttentionCapture": LoTTSQualityAttentionCapture}

@@ -67,7 +67,8 @@ class LoTTSDefectMask:
         p = defect_map.normalize_maps(p)
         mask_latent = defect_map.top_area_mask(p, area_ratio)
         scores = defect_map.defect_score(p, mask_latent)
-        height, width = _preview.image_size(attention["latent_shape"])
+        height, width = _preview.image_size(attention["latent_shape"],
+                                            attention.get("latent_to_image", _preview.LATENT_TO_IMAGE))
         mask = torch.nn.functional.interpolate(mask_latent.unsqueeze(1), size=(height, width), mode="nearest")[:, 0]
         soft = defect_map.resize_maps(p, height, width).clamp(0, 1)
         preview = _preview.mask_overlay(_preview.colorize(soft), mask, color=(1.0, 1.0, 1.0), strength=0.35)

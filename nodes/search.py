@@ -6,7 +6,7 @@ import comfy.samplers
 import torch
 
 from ..lotts_ops import schedule
-from . import _grid, _model_family, _preview, _search
+from . import _grid, _model_family, _search
 from ._prompt_tokens import DEFAULT_HIGH_TEMPLATE, DEFAULT_LOW_TEMPLATE, encode_quality_conditionings
 from .defect_mask import SIGNALS
 
@@ -46,7 +46,7 @@ def _sampling_inputs():
 
 def _outputs(result):
     grid = _grid.score_grid(result.all_images, result.all_scores, winners=set(result.winners), labels=result.labels)
-    height, width = _preview.image_size(result.best_latents.shape)
+    height, width = result.best_images.shape[1:3]  # the decoded size: right whatever the latent scale
     masks = torch.nn.functional.interpolate(result.best_masks.unsqueeze(1), size=(height, width), mode="nearest")[:, 0]
     report = json.dumps(result.report)
     return {"ui": {"text": [report]},

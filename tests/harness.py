@@ -105,7 +105,8 @@ def run_prompt(prompt):
                          {"error": error, "node_errors": node_errors})
     server = _StubServer()
     executor = execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC,
-                                        cache_args={"lru": 0, "ram": 0})
+                                        # newer executors also read "ram_inactive"; 0.3.75 ignores it
+                                        cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
     executor.execute(prompt, prompt_id, {"client_id": "pytest"}, outputs)
     if not executor.success:
         failure = next((d for e, d in executor.status_messages if e in ("execution_error", "execution_interrupted")),

@@ -1,0 +1,118 @@
+"""Forward-compatibility guards (shared/research/compat_upstream.md, fixes 2-8), on the 0.3.75 host."""
+
+import copy
+import types
+
+import pytest
+import torch
+
+CAPTURE = {"high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",
+           "noise_levels": "0.3", "noise_draws": 1, "seed": 5, "layers": "all"}
+
+
+def candidates(family):
+    channels = 16 if family == "flux" else 4
+    return {"samples": torch.randn(1, channels, 8, 8, generator=torch.Generator().manual_seed(3))}
+
+
+def run_capture(comfy_env, model, clip, family, **overrides):
+    node = comfy_env.pack.nodes.attention_capture.LoTTSQualityAttentionCapture()
+    with torch.inference_mode():
+        return node.capture(model, clip, candidates(family), "a red circle", **{**CAPTURE, **overrides})
+
+
+def test_another_nodes_per_index_patch_still_runs_and_capture_still_records(comfy_env, tiny):
+    model, clip, _ = tiny("sd15")
+    blocks = comfy_env.pack.nodes._model_family.unet_transformer_blocks(model)
+    calls = []
+
+    def other_attn2(q, k, v, extra_options):  # an IPAdapter-style per-index replacement
+        calls.append(extra_options["block"])
+        import comfy.ldm.modules.attention as attention
+
+        return attention.optimized_attention(q, k, v, extra_options["n_heads"])
+
+    other = model.clone()
+    for name, block_id in blocks:
+        other.set_model_attn2_replace(other_attn2, name, block_id, 0)
+    attention, _ = run_capture(comfy_env, other, clip, "sd15")
+    assert calls, "the other node's per-index patch did not run"
+    assert len(attention["layers"]) == len(blocks), attention["layers"]  # ours ran at every block too
+    assert attention["maps"]["low"]["ca"].abs().sum() > 0
+    # and the input model keeps exactly the other node's patches
+    keys = other.model_options["transformer_options"]["patches_replace"]["attn2"]
+    assert all(keys[(n, i, 0)] is other_attn2 for n, i in blocks) and len(keys) == len(blocks)
+
+
+def test_another_nodes_attention_override_still_applies_in_patched_layers(comfy_env, tiny):
+    model, clip, _ = tiny("sd15")
+    seen = []
+
+    def override(func, *args, **kwargs):  # e.g. a SageAttention node's override
+        seen.append(args[0].shape)
+        return func(*args, **kwargs)
+
+    other = model.clone()
+    other.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = override
+    run_capture(comfy_env, other, clip, "sd15")
+    n_blocks = len(comfy_env.pack.nodes._model_family.unet_transformer_blocks(model))
+    assert len(seen) >= 2 * n_blocks  # attn1 and attn2 of every block (all patched by the capture)
+
+
+def test_flux2_and_klein_are_refused_with_a_clear_error(comfy_env, tiny):
+    import comfy.model_base
+
+    model, _, _ = tiny("flux")
+    base = comfy.model_base.Flux2.__new__(comfy.model_base.Flux2)  # a FLUX.2 base around the same network class
+    torch.nn.Module.__init__(base)
+    base.diffusion_model = model.model.diffusion_model
+    with pytest.raises(ValueError, match="FLUX.2 and Klein"):
+        comfy_env.pack.nodes._model_family.architecture(types.SimpleNamespace(model=base))
+    assert comfy_env.pack.nodes._model_family.architecture(model) == "flux"
+
+
+def test_latent_scale_comes_from_the_latent_format(comfy_env, tiny):
+    model, clip, _ = tiny("sd15")
+    attention, heatmap = run_capture(comfy_env, model, clip, "sd15")
+    assert attention["latent_to_image"] == 8 and heatmap.shape[1:3] == (64, 64)
+    wide = model.clone()
+    latent_format = copy.copy(model.get_model_object("latent_format"))
+    latent_format.spacial_downscale_ratio = 16  # as newer hosts record it, e.g. for FLUX.2
+    wide.add_object_patch("latent_format", latent_format)
+    attention, heatmap = run_capture(comfy_env, wide, clip, "sd15")
+    assert attention["latent_to_image"] == 16 and heatmap.shape[1:3] == (128, 128)
+    mask, soft, _, preview = comfy_env.pack.nodes.defect_mask.LoTTSDefectMask().extract(
+        attention, 0.5, 0.3, "attention", True)
+    assert mask.shape[1:] == soft.shape[1:] == (128, 128) and preview.shape[1:3] == (128, 128)
+
+
+def test_multi_gpu_models_are_refused(comfy_env, tiny):
+    model, clip, _ = tiny("sd15")
+    split = model.clone()
+    split.set_additional_models("multigpu", [model.clone()])
+    with pytest.raises(ValueError, match="multi-GPU"):
+        run_capture(comfy_env, split, clip, "sd15")
+
+
+def test_conditioning_with_extra_keys_passes_through_untouched(comfy_env, tiny):
+    """Reference latents and other keys that other nodes put on a conditioning survive: never dropped from,
+    never changed in the input, and the refine and search stages run with them."""
+    import nodes as comfy_nodes
+
+    model, clip, vae = tiny("sd15")
+    pack = comfy_env.pack.nodes
+    (positive,) = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle")
+    reference = torch.randn(1, 4, 8, 8)
+    positive = [[positive[0][0], {**positive[0][1], "reference_latents": [reference], "lotts_test_key": "kept"}]]
+    (negative,) = comfy_nodes.CLIPTextEncode().encode(clip, "")
+    before = copy.deepcopy(positive)
+    samples = candidates("sd15")
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 16:40, 16:40] = 1
+    with torch.inference_mode():
+        refined = pack.local_denoise.LoTTSLocalRefine().refine(
+            model, positive, negative, samples, mask, 7, 4, 4.0, "euler", "normal", 2, 0.5, 1, 0)
+    assert refined[0]["samples"].shape == (1, 4, 8, 8)
+    assert positive[0][1].keys() == before[0][1].keys() and positive[0][1]["lotts_test_key"] == "kept"
+    assert torch.equal(positive[0][1]["reference_latents"][0], reference)
+    assert torch.equal(positive[0][0], before[0][0])
