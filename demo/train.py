@@ -68,20 +68,22 @@ def import_comfy(pytorch_attention=True):
 
 
 # -- data -------------------------------------------------------------------------------------------
-def render(split, n, cache_dir):
+def render(split, n, cache_dir, variant="independent"):
     source = hashlib.sha1(Path(world.__file__).read_bytes()).hexdigest()[:10]  # a changed world is re-rendered
-    path = Path(cache_dir) / f"world_v{world.WORLD_VERSION}_{source}_{split}_{n}.npz" if cache_dir else None
+    name = f"world_v{world.WORLD_VERSION}_{source}_{variant}_{split}_{n}.npz"
+    path = Path(cache_dir) / name if cache_dir else None
     if path is not None and path.exists():
         data = np.load(path, allow_pickle=False)
         return {k: data[k] for k in data.files}
-    images, masks, flags, prompts = [], [], [], []
+    images, masks, counts, prompts = [], [], [], []
     for i in range(n):
-        s = world.sample(i, split)
+        s = world.sample(i, split, variant=variant)
         images.append(s["image"])
         masks.append(s["defect_mask"])
-        flags.append(s["has_defect"])
+        counts.append(s["n_defects"])
         prompts.append(s["prompt"])
-    out = {"images": np.stack(images), "masks": np.stack(masks), "has_defect": np.array(flags),
+    counts = np.array(counts)
+    out = {"images": np.stack(images), "masks": np.stack(masks), "has_defect": counts > 0, "n_defects": counts,
            "prompts": np.array(prompts)}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,9 +297,9 @@ def train_unet(demo_model, data, calib, opts, deadline):
                             fused=True)
     params = list(unet.parameters()) + list(text.transformer.parameters())
     ema = EMA(params, opts.ema)
-    latents, prompts, has_defect = data["latents"], data["prompts"], data["has_defect"]
+    latents, prompts, n_defects = data["latents"], data["prompts"], data["n_defects"]
     if opts.shuffle_quality:  # negative control: quality words independent of the defects
-        has_defect = np.random.default_rng(opts.seed + 7).permutation(has_defect)
+        n_defects = np.random.default_rng(opts.seed + 7).permutation(n_defects)
     gen = np.random.default_rng(opts.seed + 4)
     tgen = torch.Generator().manual_seed(opts.seed + 5)
     sigmas = base.model_sampling.sigmas
@@ -306,18 +308,33 @@ def train_unet(demo_model, data, calib, opts, deadline):
     check_idx = np.nonzero(calib["has_defect"])[0][:48].tolist() + np.nonzero(~calib["has_defect"])[0][:48].tolist()
     check = {k: calib[k][check_idx] for k in ("prompts", "masks", "has_defect")}
     check_latents = calib["latents"][check_idx]
-    calib_captions = [world.quality_caption(p, d, np.random.default_rng([9, i]))
-                      for i, (p, d) in enumerate(zip(calib["prompts"], calib["has_defect"], strict=True))]
+    calib_captions = [world.quality_caption(str(p), int(d), np.random.default_rng([9, i]))
+                      for i, (p, d) in enumerate(zip(calib["prompts"], calib["n_defects"], strict=True))]
+    total_steps = opts.steps or 10 ** 9
+    step = 0
+    state_path = Path(opts.work_dir) / "unet_state.pt"
+    if opts.resume and state_path.is_file():  # continue a run that was stopped (same options)
+        state = torch.load(state_path, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        text.transformer.load_state_dict(state["text"])
+        opt.load_state_dict(state["opt"])
+        for shadow, saved in zip(ema.shadow, state["ema"], strict=True):
+            shadow.copy_(saved)
+        gen.bit_generator.state = state["gen"]
+        tgen.set_state(state["tgen"])
+        step, total_steps, losses = state["step"], state["total_steps"], state["losses"]
+        total_steps = opts.steps or total_steps
+        log("resumed", step=step, total_steps=total_steps)
     t0 = time.time()
+    step_at_start = step
     # warmup - stable - decay: the last DECAY_FRACTION of the steps decay the LR linearly to 10 %. With a time
     # budget the total is fixed (and logged) once the measured speed says the decay must start now.
-    total_steps = opts.steps or 10 ** 9
-    step, t_timed = 0, time.time()
+    t_timed = time.time()
     while step < total_steps:
-        if step == 10:
+        if step == step_at_start + 10:
             t_timed = time.time()
-        if not opts.steps and total_steps == 10 ** 9 and step > 60:
-            per_step = (time.time() - t_timed) / (step - 10)  # includes the evaluations so far
+        if not opts.steps and total_steps == 10 ** 9 and step > step_at_start + 60:
+            per_step = (time.time() - t_timed) / (step - step_at_start - 10)  # includes the evaluations so far
             predicted = step + (deadline - time.time()) / per_step
             if step >= (1 - DECAY_FRACTION) * predicted:
                 total_steps = max(step + 1, int(step / (1 - DECAY_FRACTION)))
@@ -329,7 +346,7 @@ def train_unet(demo_model, data, calib, opts, deadline):
         for group in opt.param_groups:
             group["lr"] = lr
         idx = gen.integers(n, size=opts.batch)
-        captions = [world.quality_caption(str(prompts[i]), bool(has_defect[i]), gen) for i in idx]
+        captions = [world.quality_caption(str(prompts[i]), int(n_defects[i]), gen) for i in idx]
         captions = ["" if gen.uniform() < opts.caption_dropout else c for c in captions]
         context = encode_text(text, tokens, captions)
         x0 = latents[torch.from_numpy(idx)]
@@ -352,7 +369,7 @@ def train_unet(demo_model, data, calib, opts, deadline):
         losses.append(loss.item())
         if step % 50 == 0:
             log("unet", step=step, loss=round(float(np.mean(losses[-50:])), 5), lr=round(lr, 6),
-                sec_per_step=round((time.time() - t0) / (step + 1), 3))
+                sec_per_step=round((time.time() - t0) / (step - step_at_start + 1), 3))
         step += 1
         if step % opts.eval_every == 0 or step == total_steps:
             base.eval()
@@ -364,6 +381,11 @@ def train_unet(demo_model, data, calib, opts, deadline):
             if opts.checkpoint:
                 save_weights(demo_model, opts.checkpoint, unet, text, data["taesd"], opts, step, losses, unet_config)
             ema.swap()
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"unet": unet.state_dict(), "text": text.transformer.state_dict(), "opt": opt.state_dict(),
+                        "ema": ema.shadow, "gen": gen.bit_generator.state, "tgen": tgen.get_state(), "step": step,
+                        "total_steps": total_steps, "losses": losses}, state_path.with_suffix(".tmp"))
+            state_path.with_suffix(".tmp").replace(state_path)  # a stop mid-write keeps the previous state
             raw_loss = heldout_loss(base, text, tokens, calib["latents"], calib_captions, opts.seed)
             log("eval", step=step, heldout_loss_ema=round(ema_loss, 5), heldout_loss_raw=round(raw_loss, 5),
                 association_ema=assoc)
@@ -379,7 +401,7 @@ def save_weights(demo_model, path, unet, text, taesd, opts, steps_done, losses, 
     info = {"unet_config": unet_config, "clip_config": demo_model.CLIP_CONFIG, "family": "sd15",
             "resolution": world.RESOLUTION, "world_version": world.WORLD_VERSION, "steps": steps_done,
             "final_loss": round(float(np.mean(losses[-100:])), 5) if losses else None,
-            "shuffle_quality": bool(opts.shuffle_quality)}
+            "shuffle_quality": bool(opts.shuffle_quality), "variant": opts.variant}
     demo_model.save(path, unet.state_dict(), text.transformer.state_dict(), taesd, info)
 
 
@@ -411,6 +433,12 @@ def main(argv=None):
                         help="torch threads; on a CPU shared with other jobs 1 is often faster than 2")
     parser.add_argument("--cache-dir", default="/tmp/lotts_demo_cache", help="rendered world cache ('' = none)")
     parser.add_argument("--checkpoint", default=None, help="also write the weights here at every evaluation")
+    parser.add_argument("--variant", default="independent", choices=world.VARIANTS,
+                        help="world variant: independent defect sites, or image-correlated ones (ablation)")
+    parser.add_argument("--work-dir", default="/tmp/lotts_demo_train",
+                        help="resumable state: the autoencoder and the UNet run's state at every evaluation")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --work-dir (same options; the autoencoder is reused)")
     parser.add_argument("--shuffle-quality", action="store_true",
                         help="negative control: captions' quality words independent of the defects")
     opts = parser.parse_args(argv)
@@ -420,15 +448,26 @@ def main(argv=None):
     log("start", options=vars(opts), torch=torch.__version__)
 
     t = time.time()
-    train = render("train", opts.train_images, opts.cache_dir)
-    calib = render("calib", opts.calib_images, opts.cache_dir)
+    train = render("train", opts.train_images, opts.cache_dir, opts.variant)
+    calib = render("calib", opts.calib_images, opts.cache_dir, opts.variant)
     log("rendered", seconds=round(time.time() - t, 1), defect_fraction=round(float(train["has_defect"].mean()), 3),
         mean_defect_area=round(float(train["masks"][train["has_defect"]].mean()), 4))
 
     t = time.time()
-    ae, ae_losses = train_autoencoder(train["images"], opts.ae_steps, opts.ae_batch, 64, opts.ae_lr, opts.seed,
-                                      opts.ae_latent_noise)
-    ae_seconds = time.time() - t
+    ae_path = Path(opts.work_dir) / "autoencoder.pt"
+    if opts.resume and ae_path.is_file():
+        saved = torch.load(ae_path, weights_only=False)
+        ae = autoencoder.NarrowTAESD(saved["config"])
+        ae.load_state_dict(saved["state"])
+        ae.eval()
+        ae_losses, ae_seconds = saved["losses"], saved["seconds"]
+        log("ae_resumed", path=str(ae_path))
+    else:
+        ae, ae_losses = train_autoencoder(train["images"], opts.ae_steps, opts.ae_batch, 64, opts.ae_lr, opts.seed,
+                                          opts.ae_latent_noise)
+        ae_seconds = time.time() - t
+        ae_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"config": ae.config, "state": ae.state_dict(), "losses": ae_losses, "seconds": ae_seconds}, ae_path)
     ae_quality = autoencoder_quality(ae, calib["images"][:64], calib["masks"][:64])
     log("ae_done", seconds=round(ae_seconds, 1), **ae_quality)
 
@@ -454,10 +493,12 @@ def main(argv=None):
     summary = {
         "weights": Path(opts.out).name, "file_bytes": size, "total_wall_seconds": round(total, 1),
         "options": vars(opts), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "world": {"version": world.WORLD_VERSION, "resolution": world.RESOLUTION,
-                  "defect_probability": world.DEFECT_PROBABILITY, "caption_agreement": world.CAPTION_AGREEMENT,
+        "world": {"version": world.WORLD_VERSION, "variant": opts.variant, "resolution": world.RESOLUTION,
+                  "sites_per_image": list(world.SITES_PER_IMAGE), "site_defect_probability": world.SITE_DEFECT_PROBABILITY,
+                  "site_sizes": list(world.SITE_SIZES), "low_word": [world.LOW_WORD_BASE, world.LOW_WORD_PER_DEFECT,
+                                                                    world.LOW_WORD_CAP],
                   "caption_neutral": world.CAPTION_NEUTRAL, "defect_kinds": list(world.DEFECT_KINDS),
-                  "defect_scale": world.DEFECT_SCALE, "mask_threshold": world.MASK_THRESHOLD,
+                  "mask_threshold": world.MASK_THRESHOLD,
                   "high_quality_captions": list(world.HIGH_QUALITY_CAPTIONS),
                   "low_quality_captions": list(world.LOW_QUALITY_CAPTIONS),
                   "neutral_captions": list(world.NEUTRAL_CAPTIONS)},
