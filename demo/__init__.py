@@ -1,5 +1,5 @@
 """LoTTS demo: a synthetic "quality world" and a tiny text-to-image model trained on it (apart from the
-product nodes in nodes/). `demo.world` is pure numpy/PIL; the loader node registers only inside ComfyUI."""
+product nodes in nodes/). `demo.world` is pure numpy/PIL; the loader and verifier nodes register only inside ComfyUI."""
 
 try:
     import comfy.model_patcher  # noqa: F401  (probe: are we inside a ComfyUI host?)
@@ -7,6 +7,9 @@ except ImportError:
     NODE_CLASS_MAPPINGS = {}
     NODE_DISPLAY_NAME_MAPPINGS = {}
 else:
-    from .loader_node import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+    from . import loader_node, verifier_node
+
+    NODE_CLASS_MAPPINGS = {**loader_node.NODE_CLASS_MAPPINGS, **verifier_node.NODE_CLASS_MAPPINGS}
+    NODE_DISPLAY_NAME_MAPPINGS = {**loader_node.NODE_DISPLAY_NAME_MAPPINGS, **verifier_node.NODE_DISPLAY_NAME_MAPPINGS}
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

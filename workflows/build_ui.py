@@ -30,6 +30,7 @@ from lotts_client import workflow  # noqa: E402
 #: used only when the server does not know the node; their widgets are then taken from the API graph.
 PENDING_OUTPUTS = {
     "LoTTSDemoModelLoader": ["MODEL", "CLIP", "VAE"],
+    "LoTTSDemoWorldVerifier": ["LOTTS_VERIFIER"],
     "LoTTSNIQEVerifier": ["LOTTS_VERIFIER"],
     "LoTTSBRISQUEVerifier": ["LOTTS_VERIFIER"],
     "LoTTSCLIPScoreVerifierLoader": ["LOTTS_VERIFIER"],

@@ -88,3 +88,17 @@ def test_narrow_autoencoder_embeds_exactly_into_comfy_taesd(demo):
         z = narrow.encode(x)
         torch.testing.assert_close(taesd.taesd_encoder(x), z)
         torch.testing.assert_close(taesd.taesd_decoder(z), narrow.decode(z))
+
+
+def test_demo_world_verifier_node_prefers_clean_renders(demo):
+    import numpy as np
+
+    cls = demo.NODE_CLASS_MAPPINGS["LoTTSDemoWorldVerifier"]
+    assert cls.CATEGORY == "LoTTS/demo" and cls.RETURN_TYPES == ("LOTTS_VERIFIER",)
+    (verifier,) = cls().load()
+    pairs = [(demo.world.sample(i, "test", with_defect=False)["image"], demo.world.sample(i, "test", with_defect=True)["image"])
+             for i in range(20_000, 20_016)]
+    images = torch.from_numpy(np.stack([img for pair in pairs for img in pair])).float() / 255.0
+    scores = verifier.score(images, "any prompt")
+    assert scores.shape == (32,) and torch.isfinite(scores).all()
+    assert (scores[0::2] > scores[1::2]).float().mean() > 0.75  # clean beats its own defective version
