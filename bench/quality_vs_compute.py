@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import world_scorers
 from common import RESULTS, Bench, add_run_arguments, bootstrap, fmt_ci, markdown_table, plt, write_json
 
 HIGH, LOW = "A high-quality image of {p}.", "A low-quality image of {p}."
@@ -111,21 +112,48 @@ def run_prompt(runner, prompt, seed, start_step, rounds2, check_nesting=False):
 
 
 # -- (c) change outside the mask, and what the mask is worth ----------------------------------------------
-MASK_SOURCES = ("LoTTS defect map", "random mask, same area", "whole image (r = 1, SDEdit-like)",
-                "oracle: held-out segmenter's map")
+MASK_SOURCES = ("LoTTS defect map", "LoTTS defect map, area matched to the oracle's", "random mask, same area",
+                "random mask, area matched to the oracle's", "whole image (r = 1, SDEdit-like)",
+                "oracle: the held-out segmenter's defect spots, one cell margin")
+FRESH_SEED = "fresh seed instead (a new full sample, same prompt)"
+
+
+def oracle_cells(bench, images, hw):
+    """The defect region itself: latent cells holding a spot of the held-out segmenter (p > 0.5), one cell margin."""
+    spots = (bench.scorers.defect_probability_maps(images) > world_scorers.AREA_THRESHOLD).float()
+    cells = F.adaptive_max_pool2d(spots[:, None], hw)
+    return F.max_pool2d(cells, 3, 1, 1)[:, 0]
 
 
 def mask_sources(runner, p, images, seed):
-    """The LoTTS mask and three comparison masks for the same candidates: which part of LoTTS's result comes from
-    *where* it re-denoises. The oracle uses the held-out judge, so its held-out column is not independent."""
+    """The LoTTS mask and comparison masks for the same candidates: which part of LoTTS's result comes from *where*
+    it re-denoises and how much. The oracle uses the held-out judge, so its held-out column is not independent."""
     dm = runner.bench.pack.lotts_ops.defect_map
     hw = p.shape[-2:]
     gen = torch.Generator().manual_seed(seed)
-    oracle = F.adaptive_avg_pool2d(runner.bench.scorers.defect_probability_maps(images)[:, None], hw)[:, 0]
-    return {MASK_SOURCES[0]: dm.top_area_mask(p, runner.area_ratio),
-            MASK_SOURCES[1]: dm.top_area_mask(torch.rand(p.shape, generator=gen), runner.area_ratio),
-            MASK_SOURCES[2]: torch.ones_like(p),
-            MASK_SOURCES[3]: dm.top_area_mask(dm.normalize_maps(oracle), runner.area_ratio)}
+    oracle = oracle_cells(runner.bench, images, hw)
+    noise = torch.rand(p.shape, generator=gen)
+
+    def matched(maps):  # top-r with r = the oracle's area in each image (an empty oracle: an empty mask)
+        return torch.stack([dm.top_area_mask(maps[i:i + 1], float(oracle[i].mean()))[0] if oracle[i].any()
+                            else torch.zeros_like(maps[i]) for i in range(maps.shape[0])])
+
+    return {MASK_SOURCES[0]: dm.top_area_mask(p, runner.area_ratio), MASK_SOURCES[1]: matched(p),
+            MASK_SOURCES[2]: dm.top_area_mask(noise, runner.area_ratio), MASK_SOURCES[3]: matched(noise),
+            MASK_SOURCES[4]: torch.ones_like(p), MASK_SOURCES[5]: oracle}
+
+
+def fresh_seed_rows(runner, settings, prompt, parents, seed):
+    """The standing baseline for a refinement: instead, a new full sample of the same prompt (k per parent)."""
+    bench = runner.bench
+    n = parents["images"].shape[0] * runner.refinements
+    fresh = bench.vae_decode(runner.search.sample_candidates(bench.model, runner.latent, settings, seed, n))
+    scores, areas = bench.verifier.score(fresh, [prompt]), bench.scorers.defect_area(fresh)
+    nan = float("nan")
+    return [{"latent_inside": nan, "latent_outside": nan, "latent_outside_far": nan, "pixel_inside": nan,
+             "pixel_outside": nan, "pixel_outside_far": nan,
+             "score_gain": float(scores[b] - parents["scores"][b // runner.refinements]),
+             "area_change": float(areas[b] - parents["areas"][b // runner.refinements])} for b in range(n)]
 
 
 def refine_and_measure(runner, settings, prompt, cand, parents, masks, round_seed, start_step, g):
@@ -186,6 +214,7 @@ def outside_change(runner, prompts, seed, start_step, seeds=3, source_steps=None
     g_main = runner.global_steps
     rows = {f"g={g}": [] for g in sorted({0, g_main})}
     by_source = {(step, name): [] for step in source_steps for name in MASK_SOURCES}
+    fresh_rows = []
     reference = []
     example = None
     for i, prompt in enumerate(prompts):
@@ -202,6 +231,7 @@ def outside_change(runner, prompts, seed, start_step, seeds=3, source_steps=None
                    "areas": bench.scorers.defect_area(images)}
         reference.append(float((images[1:] - images[:-1]).abs().mean()))
         masks = mask_sources(runner, p, images, round_seed)
+        fresh_rows.extend(fresh_seed_rows(runner, settings, prompt, parents, round_seed + 17))
         runs = [(start_step, name, g) for name in masks
                 for g in ([0, g_main] if name == MASK_SOURCES[0] and g_main != 0 else [g_main])]
         runs += [(step, name, g_main) for step in source_steps if step != start_step for name in masks]
@@ -221,6 +251,7 @@ def outside_change(runner, prompts, seed, start_step, seeds=3, source_steps=None
     summary = {key: _summary(items) for key, items in rows.items()}
     summary["mask_sources_by_t0_step"] = {str(step): {name: _summary(by_source[(step, name)]) for name in MASK_SOURCES}
                                           for step in source_steps}
+    summary["fresh_seed_baseline"] = _summary(fresh_rows)
     summary["reference_pixel_change_between_two_seeds"] = float(np.mean(reference))
     summary["mask_area"] = runner.area_ratio
     return summary, example
@@ -372,12 +403,18 @@ def write_report(out, path):
         mrow = [[step, name, x["refinements"], fmt_ci(x["score_gain"], x["score_gain_ci"], 3),
                  f"{100 * x['improved_fraction']:.0f} %", f"{100 * x['area_change']:+.2f}", f"{x['pixel_outside']:.4f}"]
                 for step, by_name in c["mask_sources_by_t0_step"].items() for name, x in by_name.items()]
+        if "fresh_seed_baseline" in c:
+            x = c["fresh_seed_baseline"]
+            mrow.append(["-", FRESH_SEED, x["refinements"], fmt_ci(x["score_gain"], x["score_gain_ci"], 3),
+                         f"{100 * x['improved_fraction']:.0f} %", f"{100 * x['area_change']:+.2f}", "-"])
         text += (f"\n### Where to re-denoise: the LoTTS mask against other masks (same candidates, same seeds, "
                  f"g = {s['global_steps']}; t0 = {out['start_step']} is the chosen start step)\n\n"
                  "One LoTTS round's refinements with the mask replaced. Gain = verifier score of a refinement minus "
                  "its parent's (95 % bootstrap interval over refinements); 'improved' = share of refinements that "
-                 "beat their parent. The oracle row masks the held-out segmenter's own map, so its held-out "
-                 "column is not an independent measure.\n\n"
+                 "beat their parent. The oracle row masks the held-out segmenter's own defect spots (the defect "
+                 "region itself, one latent cell of margin), so its held-out column is not an independent measure. "
+                 "The last row is the standing baseline: a new full sample of the same prompt instead of a "
+                 "refinement (it costs a whole sample).\n\n"
                  + markdown_table(["t0 step", "mask", "refinements", "verifier gain vs parent", "improved",
                                    "held-out area change (pp)", "pixel change outside"], mrow))
     t = out["t0"]
@@ -472,7 +509,9 @@ def main(argv=None, bench=None):
     runner = Runner(bench, opts.steps, opts.cfg, levels, lam, opts.signal, opts.area_ratio, 2, opts.global_steps,
                     bon_n, [int(v) for v in opts.lotts_seeds.split(",")])
     settings = {**vars(opts), "levels": levels, "lambda": lam, "capture_source": source, "refinements": 2}
-    out = {"settings": settings}
+    _, _, _, info = bench.demo.model.read(bench.weights)
+    out = {"settings": settings, "world_version": info.get("world_version"),
+           "world_variant": info.get("variant", "independent")}
     t = time.time()
     with torch.inference_mode():
         if opts.t0 is None:

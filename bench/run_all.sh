@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Reproduce the quality benchmarks from a fresh clone with one command:
+# Reproduce the quality benchmarks on demo world v2 from a fresh clone with one command:
 #
 #   bash bench/run_all.sh            # uses the committed judges in bench/weights/
-#   bash bench/run_all.sh --retrain  # retrains the judges first (a few more minutes)
+#   bash bench/run_all.sh --retrain  # retrains the three judges first (about 20 more minutes)
 #
-# Writes bench/results/{world_scorers,localization,quality_vs_compute}.{json,md} and the PNG plots.
-# Needs the demo world model (demo/weights/lotts_demo_world.safetensors). Seeds are fixed; about 40 minutes
-# on 2 CPU cores (one torch thread per script).
+# Writes bench/results/{world_scorers,instrument,localization,quality_vs_compute}.{json,md}, the PNG plots and
+# summary.json (the README's headline figures). Needs the demo world model (demo/weights/lotts_demo_world.safetensors);
+# with demo/weights/lotts_demo_world_correlated.safetensors present (the image-correlated defects ablation) it
+# also writes quality_vs_compute_correlated.*. Seeds are fixed; one torch thread per script.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -21,14 +22,24 @@ for arg in "$@"; do
 done
 start=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - start )) s)"; }
-step "judges"
+step "judges: world verifier and held-out segmenter"
 "$PY" bench/world_scorers.py ${RETRAIN[@]+"${RETRAIN[@]}"} --roundtrip 300 --out world_scorers.json
-step "localization"
+step "judges: prompt-adherence checker"
+"$PY" bench/adherence.py ${RETRAIN[@]+"${RETRAIN[@]}"}
+step "instrument gates (generated samples)"
+"$PY" bench/instrument.py
+step "localization on planted defects"
 "$PY" bench/localization.py
-step "quality versus compute (the paper's attention signal, settings chosen on calib)"
-"$PY" bench/quality_vs_compute.py
 step "quality versus compute (noise-difference signal, as the demo workflows use)"
-"$PY" bench/quality_vs_compute.py --signal "noise difference" --out quality_vs_compute_noise.json
+"$PY" bench/quality_vs_compute.py --signal "noise difference"
+CORRELATED=demo/weights/lotts_demo_world_correlated.safetensors
+if [ -f "$CORRELATED" ]; then
+  step "quality versus compute, image-correlated defects (ablation)"
+  "$PY" bench/quality_vs_compute.py --signal "noise difference" --demo-weights "$CORRELATED" \
+    --out quality_vs_compute_correlated.json
+fi
+step "summary"
+"$PY" bench/summary.py
 step "done: bench/results/"
 # The committed tables are the reference: an empty list below means this run reproduced them exactly.
 if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then

@@ -1,4 +1,5 @@
-"""Two learned judges of the demo quality world (demo/world.py), trained on world images only.
+"""Two learned judges of the demo quality world (demo/world.py, version 2), trained on world images only
+(the third, the prompt-adherence checker, is bench/adherence.py).
 
 1. WORLD VERIFIER (our stand-in for ImageReward): an image-level CNN classifier p(defect | image), trained on
    split "train" with image labels only. As a LOTTS_VERIFIER (lotts_ops/verifiers/base.py contract) its score
@@ -42,6 +43,7 @@ EPOCHS = {"verifier": 14, "segmenter": 8}
 AE_STEPS, AE_SNAPSHOTS = 800, (400, 600, 800)
 ALTERNATE_P = 0.6
 AREA_THRESHOLD = 0.5  # a pixel counts as defective for the area measure when the segmenter's p > this
+MIN_SPOT_PIXELS = 24  # an image is "defective" to the segmenter when a connected spot of p > 0.5 has this many px
 
 
 def load_standalone(name, relative_path):
@@ -308,6 +310,11 @@ class Scorers:
         """(B,) the held-out defect measure: fraction of pixels with p(defect) > AREA_THRESHOLD (lower is better)."""
         return (self.defect_probability_maps(images) > AREA_THRESHOLD).float().mean(dim=(1, 2))
 
+    def defective(self, images):
+        """(B,) bool, the held-out "defective" call: some connected spot of p(defect) > AREA_THRESHOLD has at
+        least MIN_SPOT_PIXELS pixels (world v2 defects are 40+ px; one spot, not the total area, decides)."""
+        return spots_defective(self.defect_probability_maps(images).numpy() > AREA_THRESHOLD)
+
     def verifier(self, base_class=None):
         """The world verifier as a LOTTS_VERIFIER object (score = -logit p(defect), higher is better).
         `base_class`: the pack's Verifier class as ComfyUI loaded it (default: lotts_ops from this repo)."""
@@ -355,6 +362,17 @@ def load(path=WEIGHTS):
     return Scorers(verifier_net, segmenter_net, info)
 
 
+def spots_defective(binary_maps, min_pixels=MIN_SPOT_PIXELS):
+    """(B, H, W) bool -> (B,) bool: does some 8-connected spot have at least min_pixels pixels?"""
+    from scipy import ndimage
+
+    out = np.zeros(len(binary_maps), bool)
+    for i, m in enumerate(binary_maps):
+        labelled, n = ndimage.label(m, structure=np.ones((3, 3)))
+        out[i] = n > 0 and np.bincount(labelled.reshape(-1))[1:].max() >= min_pixels
+    return out
+
+
 # -- held-out quality of the judges -------------------------------------------------------------------
 def auroc(scores, labels):
     """Mann-Whitney AUROC with tied ranks averaged (same definition as lotts_ops.defect_map.auroc)."""
@@ -390,6 +408,8 @@ def evaluate(scorers, images, masks, flags):
         "segmenter_image_auroc": round(auroc(area, defect), 4),
         "segmenter_pixel_auroc": round(auroc(probs.reshape(-1)[pixel_idx], masks.reshape(-1)[pixel_idx]), 4),
         "segmenter_iou_defect_images": round(float((inter[defect] / np.maximum(union[defect], 1)).mean()), 4),
+        "segmenter_defective_clean": round(float(spots_defective(pred)[~defect].mean()), 4),
+        "segmenter_defective_defect": round(float(spots_defective(pred)[defect].mean()), 4),
         "segmenter_area_clean_mean": round(float(area[~defect].mean()), 5),
         "segmenter_area_defect_mean": round(float(area[defect].mean()), 5),
         "true_area_defect_mean": round(float(masks[defect].mean()), 5),

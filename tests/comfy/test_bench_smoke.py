@@ -73,4 +73,38 @@ def test_quality_vs_compute_smoke(bench, tmp_path):
     whole = sources["whole image (r = 1, SDEdit-like)"]
     assert math.isnan(whole["latent_outside"]) and whole["latent_inside"] > 0  # nothing lies outside a full mask
     assert sources["LoTTS defect map"]["refinements"] == 2
+    oracle = sources["oracle: the held-out segmenter's defect spots, one cell margin"]
+    assert oracle["refinements"] == 2 and change["fresh_seed_baseline"]["refinements"] == 2
+    assert out["world_version"] == bench.world.WORLD_VERSION
     assert "Best-of-N first matches" in (tmp_path / "qvc.md").read_text()
+    assert "fresh seed instead" in (tmp_path / "qvc.md").read_text()
+
+
+def test_adherence_checker_reads_renders(bench):
+    import adherence
+
+    checker = adherence.load()
+    scenes = [bench.world.sample(i, "test") for i in range(30_000, 30_008)]
+    images = __import__("numpy").stack([s["image"] for s in scenes])
+    own = adherence.rates(checker.check(images, [s["prompt"] for s in scenes]))
+    other = adherence.rates(checker.check(images, [s["prompt"] for s in scenes[1:] + scenes[:1]]))
+    assert own["shape_correct"] > other["shape_correct"] and own["colour_present"] > other["colour_present"]
+
+
+def test_instrument_and_summary_smoke(bench, tmp_path, monkeypatch):
+    import instrument
+    import summary
+
+    out = instrument.main(["--prompts", "2", "--seeds", "2", "--autoencoder-images", "4", "--parents", "2",
+                           "--fresh", "2", "--localization-images", "2", "--steps", "3", "--reps", "20",
+                           "--out", str(tmp_path / "instrument.json")], bench=bench)
+    s = out["summary"]
+    assert 0 <= s["prompt_colour_present"] <= 1 and 0 <= s["segmenter_fp_clean_roundtrip"] <= 1
+    assert s["vae_psnr_db"] > 10 and out["world_version"] == bench.world.WORLD_VERSION
+    text = (tmp_path / "instrument.md").read_text()
+    assert "## Gates" in text and "re-draw diversity ratio" in text
+    monkeypatch.setattr(summary, "RESULTS", tmp_path)
+    monkeypatch.setattr(summary, "write_json", lambda name, data: tmp_path / name)
+    built = summary.build()
+    assert built["vae_psnr_db"] == s["vae_psnr_db"] and built["bon_over_lotts_nfe_ratio"] is None
+    assert "bon_over_lotts_nfe_ratio" in built["not_measured"]

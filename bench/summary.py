@@ -1,0 +1,67 @@
+"""bench/results/summary.json: one flat object of headline figures, read from the benchmark JSONs that
+bench/run_all.sh writes. A figure whose benchmark has not been run on the current world (its JSON is
+missing, or was measured on another world version) is null and listed under "not_measured" with the reason;
+nothing is carried over from an older world.
+
+    .host/venv/bin/python bench/summary.py
+"""
+
+import json
+import sys
+
+from common import RESULTS, write_json
+
+WORLD_VERSION = 2
+INSTRUMENT_KEYS = ("prompt_colour_present", "prompt_shape_correct", "vae_psnr_db", "segmenter_fp_clean_roundtrip",
+                   "redraw_diversity_ratio", "oracle_clear_rate", "fresh_clear_rate", "oracle_over_fresh_clear",
+                   "auroc_noise_difference", "auroc_attention", "auroc_neutral_control",
+                   "auroc_attention_neutral_control")
+RATIO_SOURCES = {  # summary key: (results file, matching entry)
+    "bon_over_lotts_nfe_ratio": ("quality_vs_compute.json", "score_by_nfe"),
+    "bon_over_lotts_nfe_ratio_correlated": ("quality_vs_compute_correlated.json", "score_by_nfe"),
+}
+
+
+def _load(name):
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def world_version_of(result):
+    return (result or {}).get("world_version")
+
+
+def build():
+    out, missing = {"world_version": WORLD_VERSION}, {}
+    instrument = _load("instrument.json")
+    if instrument is None or world_version_of(instrument) != WORLD_VERSION:
+        missing["instrument"] = "bench/results/instrument.json absent or not measured on world v2"
+        instrument = {"summary": {}}
+    s = instrument["summary"]
+    for key in INSTRUMENT_KEYS:
+        out[key] = s.get(key)
+        if key + "_ci" in s:
+            out[key + "_ci"] = s[key + "_ci"]
+    if "redraw_t0_step" in s:
+        out["redraw_t0_step"] = s["redraw_t0_step"]
+    for key, (name, entry) in RATIO_SOURCES.items():
+        result = _load(name)
+        if result is None or world_version_of(result) != WORLD_VERSION:
+            out[key], out[key + "_ci"] = None, None
+            missing[key] = f"bench/results/{name} absent or not measured on world v2"
+            continue
+        match = result["analysis"]["matching"][entry]
+        out[key], out[key + "_ci"] = match["ratio"], match["ci"]
+    out["not_measured"] = missing
+    return out
+
+
+def main():
+    summary = build()
+    path = write_json("summary.json", summary)
+    print(json.dumps(summary, indent=1))
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
