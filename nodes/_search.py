@@ -13,7 +13,7 @@ import comfy.sample
 import comfy.utils
 import torch
 
-from ..lotts_ops import compute, defect_map
+from ..lotts_ops import compute, defect_map, regions
 from . import _capture, _counting, _local, _model_family
 from .defect_mask import defect_probability_from_capture
 
@@ -42,6 +42,22 @@ class LocalSettings:
     refinements: int
     global_steps: int
     rounds: int
+    mask_mode: str = "top area (paper)"
+    region_threshold: float = 0.6
+    region_min_area: float = 0.01
+    region_max_area: float = 0.3
+
+
+MASK_MODES = ("top area (paper)", "defect regions")
+
+
+def defect_masks(p, local):
+    """The paper's top-r area of the map, or its strongest connected regions (empty where none stands out)."""
+    if local.mask_mode == MASK_MODES[0]:
+        return defect_map.top_area_mask(p, local.area_ratio)
+    if local.mask_mode == MASK_MODES[1]:
+        return regions.region_masks(p, local.region_threshold, local.region_min_area, local.region_max_area)
+    raise ValueError(f"mask_mode: must be one of {MASK_MODES}, got {local.mask_mode!r}")
 
 
 @dataclass
@@ -134,11 +150,18 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
         nfe_capture += counter.count - before
         p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
                                                                       local.foreground_weight, True))
-        masks = defect_map.top_area_mask(p, local.area_ratio)
-        refined, _ = _local.localized_refine(counted, settings.positive, settings.negative, {"samples": current},
-                                             masks, round_seed, settings.steps, settings.cfg, settings.sampler_name,
-                                             settings.scheduler, local.start_step, local.refinements,
-                                             local.global_steps, show_progress=False)
+        masks = defect_masks(p, local)
+        # a lineage whose mask is empty has nothing to re-denoise: it spends no refinement compute
+        active = [i for i in range(current.shape[0]) if bool(masks[i].any())]
+        if not active:
+            if progress:
+                progress.update(1)
+            continue
+        refined, _ = _local.localized_refine(counted, settings.positive, settings.negative,
+                                             {"samples": current[active]}, masks[active], round_seed, settings.steps,
+                                             settings.cfg, settings.sampler_name, settings.scheduler,
+                                             local.start_step, local.refinements, local.global_steps,
+                                             show_progress=False)
         # parents and children in ONE scoring call: batch-relative verifiers (rank ensembles) only
         # compare within a batch
         refined_images = decode(vae, refined["samples"])
@@ -150,16 +173,16 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
         pool_images.append(refined_images)
         pool_scores.append(refined_scores)
         k = local.refinements
-        for lineage in range(current.shape[0]):
+        for slot, lineage in enumerate(active):
             labels.extend(f"{labels[lineage_index[lineage]]}r{round_index + 1}.{j}" for j in range(k))
-            block = refined_scores[lineage * k:(lineage + 1) * k]
+            block = refined_scores[slot * k:(slot + 1) * k]
             best = int(block.argmax())
             if float(block[best]) > float(current_scores[lineage]):  # a refinement must beat its parent
-                current[lineage] = refined["samples"][lineage * k + best]
-                current_images[lineage] = refined_images[lineage * k + best]
+                current[lineage] = refined["samples"][slot * k + best]
+                current_images[lineage] = refined_images[slot * k + best]
                 current_scores[lineage] = block[best]
                 current_masks[lineage] = masks[lineage]
-                lineage_index[lineage] = offset + lineage * k + best
+                lineage_index[lineage] = offset + slot * k + best
         if progress:
             progress.update(1)
     all_images, all_scores = torch.cat(pool_images), torch.cat(pool_scores)
@@ -172,6 +195,7 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
         "nfe_sampling": nfe_sampling, "nfe_capture": nfe_capture,
         "nfe_refinement": counter.count - nfe_sampling - nfe_capture,
         "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
+        "mask_mode": local.mask_mode,
         "scores": [round(float(s), 5) for s in all_scores], "labels": labels,
         "winners": [labels[w] for w in winners]})
     return SearchResult(current[chosen], all_images[winners], current_masks[chosen], all_images, all_scores,

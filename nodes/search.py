@@ -117,11 +117,23 @@ class LoTTSSearch:
             "high_quality_template": ("STRING", {"default": DEFAULT_HIGH_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "low_quality_template": ("STRING", {"default": DEFAULT_LOW_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "layers": ("STRING", {"default": "auto", "tooltip": "Attention layers read (see the capture node)."}),
+        }, "optional": {
+            "mask_mode": (list(_search.MASK_MODES), {"default": _search.MASK_MODES[0], "tooltip": (
+                "'top area (paper)': re-denoise the top area_ratio of the defect map, whatever the image holds. "
+                "'defect regions': only the map's connected regions above region_threshold (area between the two "
+                "limits); a candidate without such a region is not refined and costs no refinement NFE.")}),
+            "region_threshold": ("FLOAT", {"default": 0.6, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
+                "'defect regions': threshold on the defect map normalised to 0..1 per image.")}),
+            "region_min_area": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.005, "tooltip": (
+                "'defect regions': drop regions smaller than this fraction of the image.")}),
+            "region_max_area": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                "'defect regions': at most this fraction of the image in all (strongest regions first).")}),
         }}
 
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
-               foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers):
+               foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
+               mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3):
         _require_prompt(prompt)
         arch = _model_family.architecture(model)
         start = schedule.resolve_start_step(steps, start_at_step, start_fraction)
@@ -133,7 +145,9 @@ class LoTTSSearch:
             noise_levels=schedule.parse_float_list(noise_levels, "noise_levels", 1e-3, 1.0), noise_draws=1,
             selection=_model_family.parse_layer_selection(layers, arch), area_ratio=area_ratio,
             foreground_weight=foreground_weight, signal=signal, start_step=start, refinements=refinements,
-            global_steps=global_steps, rounds=rounds)
+            global_steps=global_steps, rounds=rounds, mask_mode=mask_mode, region_threshold=region_threshold,
+            region_min_area=region_min_area, region_max_area=region_max_area)
+        _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         result = _search.lotts(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,
                                _search.stage_progress(1 + rounds))

@@ -91,3 +91,30 @@ def test_select_best_keeps_images_latents_masks_aligned(comfy_env):
     assert torch.equal(latent["samples"], noise), "input latent must not be modified"
     with pytest.raises(ValueError, match="latent: batch size 3"):
         node.select(images, comfy_env.test_pack._ContrastVerifier(), "p", 1, latent={"samples": noise[:3]})
+
+
+def test_defect_regions_mode_refines_only_candidates_with_a_region_and_counts_it(comfy_env):
+    """mask_mode 'defect regions': a region threshold no map reaches (none above 1.0 after normalising except
+    the peak, and min_area above the peak's size) leaves every lineage unrefined: no refinement NFE; a loose
+    one refines every candidate, with exactly the paper's refinement cost."""
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    graph = search_graph("sd15", seeds=2)
+    strict = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_threshold": 1.0,
+              "region_min_area": 0.5, "region_max_area": 1.0}
+    loose = {**strict, "region_threshold": 0.01, "region_min_area": 0.0}
+    result = comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": strict}})
+    report = json.loads(result.outputs("21")[4])
+    assert report["mask_mode"] == "defect regions" and report["nfe_refinement"] == 0
+    assert report["nfe"] == counts["lotts-sd15"] == 2 * STEPS * 2 + 2 * 3
+    assert all("r" not in w for w in report["winners"]) and result.outputs("21")[2].sum() == 0
+    result = comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": loose}})
+    report = json.loads(result.outputs("21")[4])
+    assert report["nfe_refinement"] == 2 * 2 * (STEPS - 2) * 2 == counts["lotts-sd15"] - 2 * STEPS * 2 - 2 * 3
+    assert len(report["scores"]) == 2 + 2 * 2
+
+
+def test_bad_region_settings_fail_before_sampling(comfy_env):
+    graph = search_graph("sd15")
+    bad = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_min_area": 0.5, "region_max_area": 0.2}
+    with pytest.raises(Exception, match="min_area"):
+        comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": bad}})
