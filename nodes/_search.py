@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute, defect_map, regions
-from . import _capture, _counting, _local, _model_family
+from . import _capture, _counting, _local, _model_family, _pruning
 from .defect_mask import defect_probability_from_capture
 
 
@@ -72,13 +72,18 @@ class SearchResult:
     report: dict = field(default_factory=dict)
 
 
-def sample_candidates(model, latent, settings, seed, per_item):
-    """`per_item` full samplings per latent item (item-major), noise index j = candidate j of the item."""
+def _candidate_batch(model, latent, seed, per_item):
     items = latent["samples"]
     repeated = items.repeat_interleave(per_item, dim=0)
     repeated = _model_family.fix_empty_latent_channels(model, latent, repeated)
     noise = torch.cat([comfy.sample.prepare_noise(repeated[i * per_item:(i + 1) * per_item], seed)
                        for i in range(items.shape[0])])
+    return repeated, noise
+
+
+def sample_candidates(model, latent, settings, seed, per_item):
+    """`per_item` full samplings per latent item (item-major), noise index j = candidate j of the item."""
+    repeated, noise = _candidate_batch(model, latent, seed, per_item)
     comfy.model_management.throw_exception_if_processing_interrupted()
     return comfy.sample.sample(model, noise, settings.steps, settings.cfg, settings.sampler_name, settings.scheduler,
                                settings.positive, settings.negative, repeated, disable_pbar=True, seed=seed)
@@ -98,45 +103,65 @@ def decode_and_score(vae, verifier, latents, prompt):
 
 
 def _report(method, counter, nfe_sampling, items, per_item, settings, extra):
-    nfe_per_sample = nfe_sampling / (items * per_item)
+    pruned = extra.get("pruning")
+    # sampling work in whole samples: a pruned candidate ran at_step of the steps
+    full_samples = pruned["full_sample_equivalents"] if pruned else items * per_item
+    nfe_per_sample = nfe_sampling / full_samples
     return {"method": method, "nfe": counter.count, "nfe_per_image": counter.count / items,
             "nfe_per_full_sample": nfe_per_sample,
             "equivalent_full_samples": compute.equivalent_full_samples(counter.count / items, nfe_per_sample),
             "steps": settings.steps, "cfg": settings.cfg, **extra}
 
 
-def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, per_item, progress):
-    """Counting clone, `per_item` full samples per latent item, decoded and scored."""
+def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, per_item, progress, pruning=None):
+    """Counting clone, `per_item` samples per latent item (with pruning: only the survivors finish), decoded and
+    scored. Returns the clone, its counter, the finished latents, the sampling NFE, images, scores, labels,
+    the number finished per item and a report of the pruning (None without)."""
     counted, counter = _counting.counting_clone(model)
-    candidates = sample_candidates(counted, latent, settings, seed, per_item)
+    items = latent["samples"].shape[0]
+    labels = [f"s{j}" for _ in range(items) for j in range(per_item)]
+    pruned = None
+    if pruning is None:
+        candidates = sample_candidates(counted, latent, settings, seed, per_item)
+        finished_per_item = per_item
+    else:
+        repeated, noise = _candidate_batch(counted, latent, seed, per_item)
+        candidates, survivors, early = _pruning.sample_pruned(counted, vae, verifier, repeated, noise, settings, prompt,
+                                                              seed, items, per_item, pruning, decode)
+        finished_per_item = len(survivors) // items
+        pruned = {"at_step": pruning.at_step, "keep": pruning.keep, "sampled": items * per_item,
+                  "finished": len(survivors), "early_scores": [round(float(s), 5) for s in early],
+                  "full_sample_equivalents": (items * per_item * pruning.at_step
+                                              + len(survivors) * (settings.steps - pruning.at_step)) / settings.steps,
+                  "pruned": [labels[i] for i in range(len(labels)) if i not in set(survivors)]}
+        labels = [labels[i] for i in survivors]
     nfe_sampling = counter.count
     images, scores = decode_and_score(vae, verifier, candidates, prompt)
     if progress:
         progress.update(1)
-    labels = [f"s{j}" for _ in range(latent["samples"].shape[0]) for j in range(per_item)]
-    return counted, counter, candidates, nfe_sampling, images, scores, labels
+    return counted, counter, candidates, nfe_sampling, images, scores, labels, finished_per_item, pruned
 
 
-def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=None):
+def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=None, pruning=None):
     items = latent["samples"].shape[0]
-    _, counter, candidates, nfe_sampling, images, scores, labels = _initial_candidates(
-        model, vae, verifier, latent, settings, prompt, seed, n, progress)
-    grouped = scores.reshape(items, n)
-    winners = [i * n + int(grouped[i].argmax()) for i in range(items)]
-    report = _report("best_of_n", counter, nfe_sampling, items, n, settings,
+    _, counter, candidates, nfe_sampling, images, scores, labels, finished, pruned = _initial_candidates(
+        model, vae, verifier, latent, settings, prompt, seed, n, progress, pruning)
+    grouped = scores.reshape(items, finished)
+    winners = [i * finished + int(grouped[i].argmax()) for i in range(items)]
+    report = _report("best_of_n", counter, nfe_sampling, items, finished, settings,
                      {"n": n, "samples_per_prompt": n, "scores": [round(float(s), 5) for s in scores],
-                      "labels": labels, "winners": [labels[w] for w in winners]})
+                      "labels": labels, "winners": [labels[w] for w in winners], "pruning": pruned})
     mask = torch.zeros(items, *candidates.shape[-2:])
     return SearchResult(candidates[winners], images[winners], mask, images, scores, labels, winners, report)
 
 
-def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress=None):
+def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress=None, pruning=None):
     """s seeds per latent item, then `rounds` times: localize, refine k times, keep the best of each lineage."""
     items = latent["samples"].shape[0]
-    counted, counter, current, nfe_sampling, images, scores, labels = _initial_candidates(
-        model, vae, verifier, latent, settings, prompt, seed, seeds, progress)
+    counted, counter, current, nfe_sampling, images, scores, labels, lineages, pruned = _initial_candidates(
+        model, vae, verifier, latent, settings, prompt, seed, seeds, progress, pruning)
     pool_images, pool_scores = [images], [scores]
-    lineage_index = list(range(items * seeds))  # pool index of each lineage's current best
+    lineage_index = list(range(items * lineages))  # pool index of each lineage's current best
     current = current.clone()  # lineage winners are written into it; sampling's output stays untouched
     current_images = images.clone()
     current_scores = scores.clone()
@@ -186,16 +211,16 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
         if progress:
             progress.update(1)
     all_images, all_scores = torch.cat(pool_images), torch.cat(pool_scores)
-    grouped = current_scores.reshape(items, seeds)
-    chosen = [i * seeds + int(grouped[i].argmax()) for i in range(items)]
+    grouped = current_scores.reshape(items, lineages)
+    chosen = [i * lineages + int(grouped[i].argmax()) for i in range(items)]
     winners = [lineage_index[c] for c in chosen]
-    report = _report("lotts", counter, nfe_sampling, items, seeds, settings, {
+    report = _report("lotts", counter, nfe_sampling, items, lineages, settings, {
         "seeds": seeds, "refinements": local.refinements, "rounds": local.rounds,
         "samples_per_prompt": compute.lotts_samples_per_prompt(seeds, local.refinements, local.rounds),
         "nfe_sampling": nfe_sampling, "nfe_capture": nfe_capture,
         "nfe_refinement": counter.count - nfe_sampling - nfe_capture,
         "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
-        "mask_mode": local.mask_mode,
+        "mask_mode": local.mask_mode, "pruning": pruned,
         "scores": [round(float(s), 5) for s in all_scores], "labels": labels,
         "winners": [labels[w] for w in winners]})
     return SearchResult(current[chosen], all_images[winners], current_masks[chosen], all_images, all_scores,

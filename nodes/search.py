@@ -54,6 +54,25 @@ def _outputs(result):
                        int(result.report["nfe"]))}
 
 
+def _pruning_inputs():
+    return {
+        "prune_at_step": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": (
+            "Early pruning (TTSnap-style), 0 = off: after this many steps every candidate's predicted clean image is "
+            "scored by the verifier and only the best prune_keep fraction finishes sampling. A pruned candidate "
+            "costs these steps only.")}),
+        "prune_keep": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
+            "Early pruning: fraction of candidates per item that finish (at least one).")}),
+    }
+
+
+def _pruning(prune_at_step, prune_keep, steps):
+    if not prune_at_step:
+        return None
+    pruning = _search._pruning.Pruning(prune_at_step, prune_keep)
+    _search._pruning.check(pruning, steps)
+    return pruning
+
+
 def _require_prompt(prompt):
     if not (prompt or "").strip():
         raise ValueError("prompt: is empty; the verifier and the quality prompts need the prompt text")
@@ -70,14 +89,16 @@ class LoTTSBestOfN:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {**_sampling_inputs(), "n": ("INT", {
-            "default": 9, "min": 1, "max": 256, "tooltip": "Number of full samples per latent item."})}}
+            "default": 9, "min": 1, "max": 256, "tooltip": "Number of full samples per latent item."})},
+                "optional": _pruning_inputs()}
 
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
-               scheduler, n):
+               scheduler, n, prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
+        pruning = _pruning(prune_at_step, prune_keep, steps)
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         result = _search.best_of_n(model, vae, verifier, latent_image, settings, prompt, seed, n,
-                                   _search.stage_progress(1))
+                                   _search.stage_progress(1), pruning)
         return _outputs(result)
 
 
@@ -128,13 +149,16 @@ class LoTTSSearch:
                 "'defect regions': drop regions smaller than this fraction of the image.")}),
             "region_max_area": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
                 "'defect regions': at most this fraction of the image in all (strongest regions first).")}),
+            **_pruning_inputs(),
         }}
 
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
                foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
-               mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3):
+               mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
+               prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
+        pruning = _pruning(prune_at_step, prune_keep, steps)
         arch = _model_family.architecture(model)
         start = schedule.resolve_start_step(steps, start_at_step, start_fraction)
         if global_steps > steps - start:
@@ -150,7 +174,7 @@ class LoTTSSearch:
         _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         result = _search.lotts(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,
-                               _search.stage_progress(1 + rounds))
+                               _search.stage_progress(1 + rounds), pruning)
         return _outputs(result)
 
 

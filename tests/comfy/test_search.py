@@ -118,3 +118,41 @@ def test_bad_region_settings_fail_before_sampling(comfy_env):
     bad = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_min_area": 0.5, "region_max_area": 0.2}
     with pytest.raises(Exception, match="min_area"):
         comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": bad}})
+
+
+def pruning_graph(n, prune_at_step, prune_keep, seeds=2):
+    graph = search_graph("sd15", n=n, seeds=seeds)
+    for node in ("20", "21"):
+        graph[node]["inputs"] = {**graph[node]["inputs"], "prune_at_step": prune_at_step, "prune_keep": prune_keep}
+    return graph
+
+
+def test_early_pruning_keeping_everything_reproduces_the_plain_search(comfy_env):
+    plain = comfy_env.run(search_graph("sd15", n=3))
+    kept = comfy_env.run(pruning_graph(3, 2, 1.0, seeds=1))
+    for node in ("20", "21"):
+        a, b = json.loads(plain.outputs(node)[4]), json.loads(kept.outputs(node)[4])
+        assert a["nfe"] == b["nfe"] and b["pruning"]["finished"] == b["pruning"]["sampled"]
+        assert torch.allclose(torch.tensor(a["scores"]), torch.tensor(b["scores"]), atol=1e-4)
+
+
+def test_early_pruning_finishes_only_the_best_and_counts_what_ran(comfy_env):
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    result = comfy_env.run(pruning_graph(4, 2, 0.5))
+    bon = json.loads(result.outputs("20")[4])
+    passes = 2
+    assert bon["nfe"] == counts["bon-sd15"] == (4 * 2 + 2 * (STEPS - 2)) * passes  # 4 started, 2 finished
+    early = torch.tensor(bon["pruning"]["early_scores"])
+    survivors = sorted(f"s{int(j)}" for j in early.argsort(descending=True)[:2])
+    assert sorted(bon["labels"]) == survivors and sorted(bon["pruning"]["pruned"]) == sorted(
+        f"s{j}" for j in range(4) if f"s{j}" not in survivors)
+    assert bon["nfe_per_full_sample"] == STEPS * passes
+    lotts = json.loads(result.outputs("21")[4])  # 2 seeds, 1 survives: one lineage is refined
+    assert lotts["pruning"]["finished"] == 1 and lotts["nfe"] == counts["lotts-sd15"]
+    assert lotts["nfe_refinement"] == 2 * (STEPS - 2) * passes and len(lotts["scores"]) == 1 + 2
+
+
+@pytest.mark.parametrize("prune_at_step", [STEPS, 99])
+def test_pruning_step_outside_the_schedule_is_refused(comfy_env, prune_at_step):
+    with pytest.raises(Exception, match="prune_at_step"):
+        comfy_env.run(pruning_graph(3, prune_at_step, 0.5))
