@@ -74,14 +74,16 @@ def with_harmonization(model, global_steps):
 
 
 def localized_refine(model, positive, negative, samples, mask, seed, steps, cfg, sampler_name, scheduler,
-                     start_step, refinements, global_steps, show_progress=True):
-    """Re-noise inside the mask at step t0 and re-denoise k times per candidate. Returns (LATENT, noise_mask)."""
+                     start_step, refinements, global_steps, show_progress=True, noise=None):
+    """Re-noise inside the mask at step t0 and re-denoise k times per candidate. Returns (LATENT, noise_mask).
+    `noise`: the sampler's noise for the (B*k) perturbed batch (default: drawn from `seed` as KSampler does)."""
     if global_steps > steps - start_step:
         raise ValueError(f"global_steps: {global_steps} is more than the {steps - start_step} steps left after "
                          f"start step {start_step}")
     perturbed = perturb_latent(samples, mask, refinements)
     latent_image = _model_family.fix_empty_latent_channels(model, samples, perturbed["samples"])
-    noise = comfy.sample.prepare_noise(latent_image, seed)
+    if noise is None:
+        noise = comfy.sample.prepare_noise(latent_image, seed)
     sampling_model = with_harmonization(model, global_steps)
     callback = latent_preview.prepare_callback(sampling_model, steps) if show_progress else None
     comfy.model_management.throw_exception_if_processing_interrupted()

@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute, defect_map, regions
-from . import _capture, _counting, _local, _model_family, _pruning
+from . import _capture, _counting, _crop, _local, _model_family, _pruning
 from .defect_mask import defect_probability_from_capture
 
 
@@ -46,6 +46,7 @@ class LocalSettings:
     region_threshold: float = 0.6
     region_min_area: float = 0.01
     region_max_area: float = 0.3
+    crop_padding: int = -1  # >= 0: re-denoise only a crop of the mask's box grown by this many latent cells
 
 
 MASK_MODES = ("top area (paper)", "defect regions")
@@ -167,6 +168,7 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
     current_scores = scores.clone()
     current_masks = torch.zeros(current.shape[0], *current.shape[-2:])
     nfe_capture = 0
+    nfe_refinement_area_weighted = 0.0
     for round_index in range(local.rounds):
         round_seed = seed + 1_000_003 * (round_index + 1)
         before = counter.count
@@ -182,11 +184,20 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
             if progress:
                 progress.update(1)
             continue
-        refined, _ = _local.localized_refine(counted, settings.positive, settings.negative,
-                                             {"samples": current[active]}, masks[active], round_seed, settings.steps,
-                                             settings.cfg, settings.sampler_name, settings.scheduler,
-                                             local.start_step, local.refinements, local.global_steps,
-                                             show_progress=False)
+        before = counter.count
+        if local.crop_padding >= 0:
+            refined, weighted = _crop.refine_in_crops(
+                counted, settings.positive, settings.negative, {"samples": current[active]}, masks[active], round_seed,
+                settings.steps, settings.cfg, settings.sampler_name, settings.scheduler, local.start_step,
+                local.refinements, local.global_steps, local.crop_padding, counter)
+        else:
+            refined, _ = _local.localized_refine(counted, settings.positive, settings.negative,
+                                                 {"samples": current[active]}, masks[active], round_seed,
+                                                 settings.steps, settings.cfg, settings.sampler_name,
+                                                 settings.scheduler, local.start_step, local.refinements,
+                                                 local.global_steps, show_progress=False)
+            weighted = counter.count - before
+        nfe_refinement_area_weighted += weighted
         # parents and children in ONE scoring call: batch-relative verifiers (rank ensembles) only
         # compare within a batch
         refined_images = decode(vae, refined["samples"])
@@ -220,7 +231,8 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
         "nfe_sampling": nfe_sampling, "nfe_capture": nfe_capture,
         "nfe_refinement": counter.count - nfe_sampling - nfe_capture,
         "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
-        "mask_mode": local.mask_mode, "pruning": pruned,
+        "mask_mode": local.mask_mode, "pruning": pruned, "crop_padding": local.crop_padding,
+        "nfe_refinement_area_weighted": round(nfe_refinement_area_weighted, 3),
         "scores": [round(float(s), 5) for s in all_scores], "labels": labels,
         "winners": [labels[w] for w in winners]})
     return SearchResult(current[chosen], all_images[winners], current_masks[chosen], all_images, all_scores,

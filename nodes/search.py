@@ -149,6 +149,10 @@ class LoTTSSearch:
                 "'defect regions': drop regions smaller than this fraction of the image.")}),
             "region_max_area": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
                 "'defect regions': at most this fraction of the image in all (strongest regions first).")}),
+            "crop_padding": ("INT", {"default": -1, "min": -1, "max": 1024, "tooltip": (
+                "-1: re-denoise on the whole latent (the paper). 0 or more: only a crop around each candidate's "
+                "mask, its box grown by this many latent cells of context (x8 pixels for SD/FLUX), so a refinement "
+                "costs in proportion to the crop's area (reported as nfe_refinement_area_weighted).")}),
             **_pruning_inputs(),
         }}
 
@@ -156,7 +160,7 @@ class LoTTSSearch:
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
                foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
                mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
-               prune_at_step=0, prune_keep=0.5):
+               crop_padding=-1, prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
         pruning = _pruning(prune_at_step, prune_keep, steps)
         arch = _model_family.architecture(model)
@@ -170,7 +174,7 @@ class LoTTSSearch:
             selection=_model_family.parse_layer_selection(layers, arch), area_ratio=area_ratio,
             foreground_weight=foreground_weight, signal=signal, start_step=start, refinements=refinements,
             global_steps=global_steps, rounds=rounds, mask_mode=mask_mode, region_threshold=region_threshold,
-            region_min_area=region_min_area, region_max_area=region_max_area)
+            region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding)
         _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         result = _search.lotts(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,

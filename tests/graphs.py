@@ -13,3 +13,31 @@ def candidates_graph(family, batch=2, steps=3, cfg=4.0, prompt="a red circle"):
                                                    "latent_image": ["4", 0], "seed": 3, "steps": steps, "cfg": cfg,
                                                    "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
     }
+
+
+STEPS = 4
+
+
+def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1):
+    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
+    common = {"vae": ["1", 2], "verifier": ["6", 0], "positive": ["2", 0], "negative": ["3", 0],
+              "latent_image": ["4", 0], "prompt": "a red circle", "seed": 21, "steps": STEPS, "cfg": 3.0,
+              "sampler_name": "euler", "scheduler": "normal"}
+    return {
+        "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+        "6": {"class_type": "LoTTSTestContrastVerifier", "inputs": {}},
+        "10": {"class_type": "LoTTSTestCountingModel", "inputs": {"model": ["1", 0], "label": f"bon-{family}"}},
+        "11": {"class_type": "LoTTSTestCountingModel", "inputs": {"model": ["1", 0], "label": f"lotts-{family}"}},
+        "20": {"class_type": "LoTTSBestOfN", "inputs": {**common, "model": ["10", 0], "n": n}},
+        "21": {"class_type": "LoTTSSearch", "inputs": {
+            **common, "model": ["11", 0], "clip": ["1", 1], "seeds": seeds, "refinements": refinements,
+            "rounds": rounds, "start_at_step": 2, "start_fraction": 0.0, "global_steps": 1, "area_ratio": 0.5,
+            "foreground_weight": 0.3, "signal": "attention", "noise_levels": "0.3",
+            "high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",
+            "layers": "auto"}},
+        "30": {"class_type": "PreviewImage", "inputs": {"images": ["20", 3]}},
+        "31": {"class_type": "PreviewImage", "inputs": {"images": ["21", 3]}},
+    }

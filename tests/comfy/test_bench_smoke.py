@@ -30,7 +30,7 @@ def bench(comfy_env):
 def test_world_scorers_smoke(bench, tmp_path):
     import world_scorers
 
-    info = world_scorers.main(["--test-images", "8", "--roundtrip", "4", "--out", str(tmp_path / "ws.json")], bench=bench)
+    info = world_scorers.main(["--test-images", "24", "--roundtrip", "12", "--out", str(tmp_path / "ws.json")], bench=bench)
     for key in ("test", "test_vae_roundtrip"):
         assert 0.0 <= info[key]["verifier_auroc"] <= 1.0
     assert (tmp_path / "ws.md").read_text().startswith("## The world judges")

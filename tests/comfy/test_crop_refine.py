@@ -1,0 +1,47 @@
+"""Crop-to-region refinement (nodes/_crop.py): cost in proportion to the crop, the full-image path when the crop
+is the whole latent, and nothing outside the crop touched."""
+
+import json
+
+import torch
+from graphs import search_graph
+
+
+def conditioning(clip, text):
+    import nodes as comfy_nodes
+
+    return comfy_nodes.CLIPTextEncode().encode(clip, text)[0]
+
+
+def test_crop_covering_the_latent_is_the_full_image_path(comfy_env):
+    graph = search_graph("sd15", seeds=2)
+    whole = comfy_env.run(graph)
+    crop = {**graph["21"]["inputs"], "crop_padding": 64}  # more context than the latent has: the whole latent
+    cropped = comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": crop}})
+    a, b = json.loads(whole.outputs("21")[4]), json.loads(cropped.outputs("21")[4])
+    assert a["nfe"] == b["nfe"] and b["nfe_refinement_area_weighted"] == b["nfe_refinement"]
+    assert torch.allclose(torch.tensor(a["scores"]), torch.tensor(b["scores"]), atol=1e-4)
+
+
+def test_a_small_crop_costs_its_area_and_leaves_the_rest_untouched(comfy_env, tiny):
+    pack = comfy_env.pack.nodes
+    model, clip, _ = tiny("sd15")
+    counted, counter = pack._counting.counting_clone(model)
+    latent = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    masks = torch.zeros(2, 8, 8)
+    masks[0, 2:4, 3:5] = 1  # 2x2 cells; with one cell of padding a 4x4 crop, a quarter of the latent
+    with torch.inference_mode():
+        out, weighted = pack._crop.refine_in_crops(
+            counted, conditioning(clip, "a red circle"), conditioning(clip, ""), {"samples": latent}, masks, 5, 4, 3.0,
+            "euler", "normal", 1, 2, 0, 1, counter)
+    refined = out["samples"]
+    assert refined.shape == (4, 4, 8, 8) and counter.count == 2 * 3 * 2  # one candidate x k=2, 3 steps, CFG
+    assert abs(weighted - counter.count * 16 / 64) < 1e-9
+    assert torch.equal(refined[2:], latent[1:].repeat_interleave(2, 0))  # empty mask: passed through, no NFE
+    parent = latent[:1].expand(2, -1, -1, -1)
+    crop, inside = torch.zeros(8, 8, dtype=torch.bool), torch.zeros(8, 8, dtype=torch.bool)
+    crop[1:5, 2:6], inside[2:4, 3:5] = True, True
+    assert torch.equal(refined[:2][:, :, ~crop], parent[:, :, ~crop])  # outside the crop: never touched
+    # inside the crop, outside the mask: re-imposed every step (g = 0), equal up to float rounding
+    torch.testing.assert_close(refined[:2][:, :, crop & ~inside], parent[:, :, crop & ~inside], rtol=0, atol=1e-4)
+    assert (refined[:2][:, :, inside] - parent[:, :, inside]).abs().mean() > 1e-3
