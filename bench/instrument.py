@@ -298,7 +298,7 @@ def report(result):
     lines = ["# World-v2 instrument report", "",
              f"Demo model: `{result['demo_weights']}` ({result['model_info']}). Plain sampling: {result['steps']} euler / "
              f"normal steps, cfg {result['cfg']:g}. 95 % bootstrap intervals. Wall time {result['seconds']:.0f} s.", "",
-             "## Gates", "", markdown_table(["gate", "threshold", "measured [95 % CI]", ""], gate_rows(s))]
+             "## Gates", "", markdown_table(["gate", "threshold", "measured [95 % CI]", "result"], gate_rows(s))]
     lines += ["## 1. Prompt adherence (checker: bench/adherence.py)", ""]
     rows = [[name, e["images"], fmt_ci(e["colour_present"], e["colour_present_ci"]),
              fmt_ci(e["shape_correct"], e["shape_correct_ci"]), fmt_ci(e["background_right"], e["background_right_ci"])]
@@ -333,6 +333,24 @@ def report(result):
     return "\n".join(lines)
 
 
+def measure(bench, checker, sampler, opts):
+    t0 = time.time()
+    result = {"demo_weights": bench.weights, "steps": opts.steps, "cfg": opts.cfg, "options": vars(opts)}
+    _, _, _, info = bench.demo.model.read(bench.weights)
+    result["world_version"] = info.get("world_version")
+    result["model_info"] = f"world v{info.get('world_version')}, {info.get('variant', 'independent')}, " \
+                           f"{info.get('steps')} UNet steps"
+    result["adherence"], samples = prompt_adherence(bench, sampler, checker, opts.prompts, opts.seeds, opts.reps)
+    print("adherence", round(time.time() - t0), result["adherence"]["plain samples"], flush=True)
+    result["autoencoder"] = autoencoder_gates(bench, opts.autoencoder_images, opts.reps)
+    print("autoencoder", round(time.time() - t0), flush=True)
+    result["redraws"], result["redraw_rows"] = redraws(bench, sampler, samples, opts.parents, opts.fresh, opts.reps)
+    print("redraws", round(time.time() - t0), flush=True)
+    result["localization"] = localization(bench, samples, opts.localization_images, opts.reps)
+    return result
+
+
+
 def main(argv=None, bench=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser, "instrument.json")
@@ -352,18 +370,8 @@ def main(argv=None, bench=None):
         bench = Bench(weights=opts.demo_weights, threads=opts.threads, scorers=opts.scorers)
     checker = adherence.load(opts.adherence_weights or adherence.WEIGHTS)
     sampler = Sampler(bench, opts.steps, opts.cfg)
-    result = {"demo_weights": bench.weights, "steps": opts.steps, "cfg": opts.cfg, "options": vars(opts)}
-    _, _, _, info = bench.demo.model.read(bench.weights)
-    result["world_version"] = info.get("world_version")
-    result["model_info"] = f"world v{info.get('world_version')}, {info.get('variant', 'independent')}, " \
-                           f"{info.get('steps')} UNet steps"
-    result["adherence"], samples = prompt_adherence(bench, sampler, checker, opts.prompts, opts.seeds, opts.reps)
-    print("adherence", round(time.time() - t0), result["adherence"]["plain samples"], flush=True)
-    result["autoencoder"] = autoencoder_gates(bench, opts.autoencoder_images, opts.reps)
-    print("autoencoder", round(time.time() - t0), flush=True)
-    result["redraws"], result["redraw_rows"] = redraws(bench, sampler, samples, opts.parents, opts.fresh, opts.reps)
-    print("redraws", round(time.time() - t0), flush=True)
-    result["localization"] = localization(bench, samples, opts.localization_images, opts.reps)
+    with torch.inference_mode():
+        result = measure(bench, checker, sampler, opts)
     result["seconds"] = time.time() - t0
     result["summary"] = headline(result)
     path = write_json(opts.out, result)
