@@ -9,6 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO / "tests"))
+sys.path.append(str(REPO / "scripts"))
 import harness  # noqa: E402
 
 
@@ -43,6 +44,9 @@ def main():
         for text in node_out.get("text", []):
             (out / f"node{node_id}_report.json").write_text(text if isinstance(text, str) else json.dumps(text))
             written.append(str(out / f"node{node_id}_report.json"))
+    import demo_report  # scripts/ itself
+
+    written.append(str(demo_report.build(out)))
     print(f"done in {time.time() - started:.1f}s; {len(written)} files:")
     for path in written:
         print("  ", path)

@@ -1,0 +1,90 @@
+"""A self-contained HTML report of one demo run (output/demo/report.html): what was found and what was fixed.
+
+Reads the files the demo workflow saved (originals, heatmaps, masks, the scored candidate grid, the chosen
+image, the select node's scores) and the benchmark's measured LoTTS-versus-Best-of-N figures
+(bench/results/summary.json). Images are embedded as data URIs, so the file can be mailed or opened offline.
+
+    python scripts/demo_report.py output/demo
+"""
+
+import base64
+import html
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIXES = (("original", "1. Candidates from three seeds", "A plain KSampler, 20 euler steps, cfg 5."),
+            ("heatmap", "2. Where the low-quality prompt explains the image better",
+             "The capture's defect signal (red = more), at latent resolution."),
+            ("mask", "3. Where LoTTS re-denoises", "The defect mask (white) after refinement."),
+            ("candidates", "4. Originals and refinements, scored by the verifier",
+             "Each candidate's score (higher is better); the chosen one is framed."),
+            ("chosen", "5. Chosen", "The verifier's best of originals and refinements."))
+
+
+def _data_uri(path):
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _images(folder, kind):
+    return sorted(folder.glob(f"demo_pipeline_{kind}_*.png"))
+
+
+def _scores(folder):
+    for path in sorted(folder.glob("node*_report.json")):
+        text = path.read_text()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return None
+
+
+def _compute_section(summary):
+    if not summary:
+        return "<p>No benchmark summary found (bench/results/summary.json): run <code>bash bench/run_all.sh</code>.</p>"
+    ratio, ci = summary.get("bon_over_lotts_nfe_ratio"), summary.get("bon_over_lotts_nfe_ratio_ci")
+    if ratio is None:
+        return ("<p>LoTTS against Best-of-N has not been measured on this world yet "
+                f"({html.escape(str(summary.get('not_measured', {})))}).</p>")
+    verdict = "fewer" if ratio > 1 else "more"
+    return (f"<p>On the benchmark (bench/results/quality_vs_compute.md), Best-of-N needs <b>{ratio:.2f}x</b> "
+            f"LoTTS's model evaluations to reach LoTTS's verifier score (95 % interval {ci[0]:.2f}-{ci[1]:.2f}): "
+            f"LoTTS spends {verdict} evaluations than Best-of-N for the same quality on this world.</p>")
+
+
+def build(folder):
+    folder = Path(folder)
+    summary_path = REPO / "bench" / "results" / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>LoTTS demo report</title><style>",
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "img{image-rendering:pixelated;margin:4px;border:1px solid #ccc}"
+             ".row img{width:256px}.wide img{max-width:100%}h2{margin-top:1.6em}.note{color:#555}"
+             "</style></head><body>",
+             "<h1>LoTTS demo: localized test-time scaling on the synthetic quality world</h1>",
+             "<p class='note'>The demo model is a 4 M-parameter text-to-image model in ComfyUI's SD1.5 architecture "
+             "trained on a synthetic world of shapes with planted local defects (bites, spurs, stains, stray blobs, "
+             "wrong-colour patches); it is an instrument, not a general image model.</p>"]
+    for kind, title, note in PREFIXES:
+        files = _images(folder, kind)
+        if not files:
+            continue
+        css = "wide" if kind == "candidates" else "row"
+        parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p><div class='{css}'>")
+        parts += [f"<img src='{_data_uri(f)}' alt='{html.escape(f.name)}'>" for f in files]
+        parts.append("</div>")
+    scores = _scores(folder)
+    if scores is not None:
+        parts.append("<h2>Scores</h2><pre>" + html.escape(json.dumps(scores, indent=1)
+                                                          if not isinstance(scores, str) else scores) + "</pre>")
+    parts.append("<h2>Compute against Best-of-N</h2>" + _compute_section(summary))
+    parts.append("</body></html>")
+    out = folder / "report.html"
+    out.write_text("\n".join(parts))
+    return out
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1] if len(sys.argv) > 1 else REPO / "output" / "demo"))
