@@ -9,6 +9,7 @@ import logging
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
+WEB_DIRECTORY = "./web"  # docs/<NodeId>.md: the pages of ComfyUI's node-docs panel (docs/node_help.py writes them)
 
 try:
     import comfy.model_patcher  # noqa: F401  (probe: are we inside a ComfyUI host?)
@@ -29,4 +30,4 @@ else:
         NODE_CLASS_MAPPINGS.update(_DEMO_NODES)
         NODE_DISPLAY_NAME_MAPPINGS.update(_DEMO_NAMES)
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
