@@ -105,7 +105,7 @@ def child(family, kind, dtype_name, device_name):
     pack = env.pack.nodes
     torch.manual_seed(0)
     model, cond, tokens = build(family, dtype_name, device_name)
-    side = LATENT[family]
+    side = LATENT[family] // int(os.environ.get("LOTTS_REAL_SIZE_SHRINK", "1"))  # >1 only for quick checks
     channels = 16 if family == "flux" else 4
     latent = torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(1))
     cuda = device_name.startswith("cuda")
