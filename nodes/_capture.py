@@ -16,7 +16,7 @@ import torch
 from comfy.ldm.modules.attention import optimized_attention
 
 from ..lotts_ops import attention_maps, defect_map
-from . import _model_family
+from . import _model_family, _preview
 
 COND_NAMES = ("orig", "high", "low")
 
@@ -218,7 +218,7 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         predictions_seen.append([(x - p) / sigma for p in predictions])  # eps for EPS, velocity-like for flow
 
     passes = [level for level in noise_levels for _ in range(noise_draws)]
-    progress = comfy.utils.ProgressBar(len(passes))
+    progress = _preview.StageProgress(len(passes))
     sampler = comfy.samplers.KSAMPLER(_single_evaluation)
     for pass_index, level in enumerate(passes):
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -238,7 +238,7 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
             totals[name]["ca_prop"] = totals[name]["ca_prop"] + maps[:, 1]
         eps_orig, eps_high, eps_low = predictions_seen[-1]
         noise_difference = noise_difference + defect_map.noise_difference_map(eps_low.float(), eps_high.float()).cpu()
-        progress.update(1)
+        progress.advance(_preview.colorize(defect_map.normalize_maps(noise_difference)))  # where it looks so far
     n = len(passes)
     return {
         "maps": {name: {k: v / n for k, v in entry.items()} for name, entry in totals.items()},

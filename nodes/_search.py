@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute, defect_map, regions
-from . import _capture, _counting, _crop, _local, _model_family, _pruning
+from . import _capture, _counting, _crop, _local, _model_family, _preview, _pruning
 from .defect_mask import defect_probability_from_capture
 
 
@@ -139,7 +139,7 @@ def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, pe
     nfe_sampling = counter.count
     images, scores = decode_and_score(vae, verifier, candidates, prompt)
     if progress:
-        progress.update(1)
+        progress.advance(images)
     return counted, counter, candidates, nfe_sampling, images, scores, labels, finished_per_item, pruned
 
 
@@ -180,9 +180,11 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
         masks = defect_masks(p, local)
         # a lineage whose mask is empty has nothing to re-denoise: it spends no refinement compute
         active = [i for i in range(current.shape[0]) if bool(masks[i].any())]
+        if progress:
+            progress.advance(_preview.mask_overlay(current_images, masks))
         if not active:
             if progress:
-                progress.update(1)
+                progress.advance()
             continue
         before = counter.count
         if local.crop_padding >= 0:
@@ -220,7 +222,7 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
                 current_masks[lineage] = masks[lineage]
                 lineage_index[lineage] = offset + slot * k + best
         if progress:
-            progress.update(1)
+            progress.advance(refined_images)
     all_images, all_scores = torch.cat(pool_images), torch.cat(pool_scores)
     grouped = current_scores.reshape(items, lineages)
     chosen = [i * lineages + int(grouped[i].argmax()) for i in range(items)]
@@ -240,4 +242,5 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
 
 
 def stage_progress(total):
-    return comfy.utils.ProgressBar(total)
+    """Stages: the candidates, then per LoTTS round the masks and the refinements, each with a preview."""
+    return _preview.StageProgress(total)

@@ -178,7 +178,7 @@ class LoTTSSearch:
         _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         result = _search.lotts(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,
-                               _search.stage_progress(1 + rounds), pruning)
+                               _search.stage_progress(1 + 2 * rounds), pruning)
         return _outputs(result)
 
 
