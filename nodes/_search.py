@@ -14,8 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute, defect_map, regions
-from . import _capture, _counting, _crop, _local, _model_family, _preview, _pruning
-from .defect_mask import defect_probability_from_capture
+from . import _capture, _counting, _lineages, _model_family, _preview, _pruning
 
 
 @dataclass
@@ -156,89 +155,80 @@ def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=
     return SearchResult(candidates[winners], images[winners], mask, images, scores, labels, winners, report)
 
 
-def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress=None, pruning=None):
-    """s seeds per latent item, then `rounds` times: localize, refine k times, keep the best of each lineage."""
-    items = latent["samples"].shape[0]
+def _start(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress, pruning):
     counted, counter, current, nfe_sampling, images, scores, labels, lineages, pruned = _initial_candidates(
         model, vae, verifier, latent, settings, prompt, seed, seeds, progress, pruning)
-    pool_images, pool_scores = [images], [scores]
-    lineage_index = list(range(items * lineages))  # pool index of each lineage's current best
-    current = current.clone()  # lineage winners are written into it; sampling's output stays untouched
-    current_images = images.clone()
-    current_scores = scores.clone()
-    current_masks = torch.zeros(current.shape[0], *current.shape[-2:])
-    nfe_capture = 0
-    nfe_refinement_area_weighted = 0.0
-    for round_index in range(local.rounds):
-        round_seed = seed + 1_000_003 * (round_index + 1)
-        before = counter.count
-        attention = _capture.capture(counted, local.conds, local.token_weights, {"samples": current},
-                                     local.noise_levels, local.noise_draws, round_seed, local.selection)
-        nfe_capture += counter.count - before
-        p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
-                                                                      local.foreground_weight, True))
-        masks = defect_masks(p, local)
-        # a lineage whose mask is empty has nothing to re-denoise: it spends no refinement compute
-        active = [i for i in range(current.shape[0]) if bool(masks[i].any())]
-        if progress:
-            progress.advance(_preview.mask_overlay(current_images, masks))
-        if not active:
-            if progress:
-                progress.advance()
-            continue
-        before = counter.count
-        if local.crop_padding >= 0:
-            refined, weighted = _crop.refine_in_crops(
-                counted, settings.positive, settings.negative, {"samples": current[active]}, masks[active], round_seed,
-                settings.steps, settings.cfg, settings.sampler_name, settings.scheduler, local.start_step,
-                local.refinements, local.global_steps, local.crop_padding, counter)
-        else:
-            refined, _ = _local.localized_refine(counted, settings.positive, settings.negative,
-                                                 {"samples": current[active]}, masks[active], round_seed,
-                                                 settings.steps, settings.cfg, settings.sampler_name,
-                                                 settings.scheduler, local.start_step, local.refinements,
-                                                 local.global_steps, show_progress=False)
-            weighted = counter.count - before
-        nfe_refinement_area_weighted += weighted
-        # parents and children in ONE scoring call: batch-relative verifiers (rank ensembles) only
-        # compare within a batch
-        refined_images = decode(vae, refined["samples"])
-        batch_scores = verifier.score(torch.cat([current_images, refined_images]),
-                                      [prompt] * (current.shape[0] + refined_images.shape[0]))
-        current_scores = batch_scores[:current.shape[0]].clone()
-        refined_scores = batch_scores[current.shape[0]:]
-        offset = sum(len(s) for s in pool_scores)
-        pool_images.append(refined_images)
-        pool_scores.append(refined_scores)
-        k = local.refinements
-        for slot, lineage in enumerate(active):
-            labels.extend(f"{labels[lineage_index[lineage]]}r{round_index + 1}.{j}" for j in range(k))
-            block = refined_scores[slot * k:(slot + 1) * k]
-            best = int(block.argmax())
-            if float(block[best]) > float(current_scores[lineage]):  # a refinement must beat its parent
-                current[lineage] = refined["samples"][slot * k + best]
-                current_images[lineage] = refined_images[slot * k + best]
-                current_scores[lineage] = block[best]
-                current_masks[lineage] = masks[lineage]
-                lineage_index[lineage] = offset + slot * k + best
-        if progress:
-            progress.advance(refined_images)
-    all_images, all_scores = torch.cat(pool_images), torch.cat(pool_scores)
-    grouped = current_scores.reshape(items, lineages)
+    state = _lineages.Lineages(counted, counter, vae, verifier, settings, local, prompt, current, images, scores,
+                               labels, decode, defect_masks)
+    return state, nfe_sampling, lineages, pruned
+
+
+def _finish(state, items, lineages, nfe_sampling, settings, local, seeds, pruned, extra):
+    all_images, all_scores = torch.cat(state.pool_images), torch.cat(state.pool_scores)
+    grouped = state.scores.reshape(items, lineages)
     chosen = [i * lineages + int(grouped[i].argmax()) for i in range(items)]
-    winners = [lineage_index[c] for c in chosen]
+    winners = [state.index[c] for c in chosen]
+    counter = state.counter
     report = _report("lotts", counter, nfe_sampling, items, lineages, settings, {
         "seeds": seeds, "refinements": local.refinements, "rounds": local.rounds,
         "samples_per_prompt": compute.lotts_samples_per_prompt(seeds, local.refinements, local.rounds),
-        "nfe_sampling": nfe_sampling, "nfe_capture": nfe_capture,
-        "nfe_refinement": counter.count - nfe_sampling - nfe_capture,
+        "nfe_sampling": nfe_sampling, "nfe_capture": state.nfe_capture,
+        "nfe_refinement": counter.count - nfe_sampling - state.nfe_capture,
         "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
         "mask_mode": local.mask_mode, "pruning": pruned, "crop_padding": local.crop_padding,
-        "nfe_refinement_area_weighted": round(nfe_refinement_area_weighted, 3),
-        "scores": [round(float(s), 5) for s in all_scores], "labels": labels,
-        "winners": [labels[w] for w in winners]})
-    return SearchResult(current[chosen], all_images[winners], current_masks[chosen], all_images, all_scores,
-                        labels, winners, report)
+        "nfe_refinement_area_weighted": round(state.nfe_refinement_area_weighted, 3),
+        "scores": [round(float(s), 5) for s in all_scores], "labels": state.labels,
+        "winners": [state.labels[w] for w in winners], **extra})
+    return SearchResult(state.current[chosen], all_images[winners], state.masks[chosen], all_images, all_scores,
+                        state.labels, winners, report)
+
+
+def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress=None, pruning=None):
+    """s seeds per latent item, then `rounds` times: localize, refine k times, keep the best of each lineage."""
+    items = latent["samples"].shape[0]
+    state, nfe_sampling, lineages, pruned = _start(model, vae, verifier, latent, settings, local, prompt, seed,
+                                                   seeds, progress, pruning)
+    everyone = list(range(items * lineages))
+    for round_index in range(local.rounds):
+        state.round(everyone, seed + 1_000_003 * (round_index + 1), progress)
+    return _finish(state, items, lineages, nfe_sampling, settings, local, seeds, pruned, {})
+
+
+def round_cost(settings, local, lineages=1):
+    """NFE of one refinement round of `lineages` lineages: the capture passes and k re-draws from t0."""
+    passes = 1 if settings.cfg == 1.0 else 2
+    capture = len(local.noise_levels) * local.noise_draws * len(_capture.COND_NAMES)
+    return lineages * (capture + local.refinements * (settings.steps - local.start_step) * passes)
+
+
+def lotts_budgeted(model, vae, verifier, latent, settings, local, prompt, seed, seeds, nfe_budget, stop_score,
+                   progress=None, pruning=None):
+    """Best-first LoTTS under an NFE budget per latent item: after the seeds, refine the item's best lineage
+    (at most `rounds` times each) while its score is under `stop_score` and the next round still fits in the
+    budget; a lineage with nothing to re-denoise is not refined again."""
+    items = latent["samples"].shape[0]
+    state, nfe_sampling, lineages, pruned = _start(model, vae, verifier, latent, settings, local, prompt, seed,
+                                                   seeds, progress, pruning)
+    cost = round_cost(settings, local)
+    steps_taken = []
+    for item in range(items):
+        spent = nfe_sampling / items
+        open_lineages = set(range(item * lineages, (item + 1) * lineages))
+        while open_lineages and spent + cost <= nfe_budget:
+            best = max(range(item * lineages, (item + 1) * lineages), key=lambda j: float(state.scores[j]))
+            if float(state.scores[best]) >= stop_score:
+                break
+            lineage = max(open_lineages, key=lambda j: float(state.scores[j]))
+            steps_taken.append(state.labels[state.index[lineage]])  # the parent this step refines
+            if not state.round([lineage], seed + 1_000_003 * len(steps_taken)):
+                open_lineages.discard(lineage)
+            elif state.rounds_done[lineage] >= local.rounds:
+                open_lineages.discard(lineage)
+            spent += cost
+        if progress:
+            progress.advance(state.images[item * lineages:(item + 1) * lineages])
+    return _finish(state, items, lineages, nfe_sampling, settings, local, seeds, pruned,
+                   {"nfe_budget": nfe_budget, "stop_score": stop_score, "best_first_steps": steps_taken})
 
 
 def stage_progress(total):

@@ -153,6 +153,13 @@ class LoTTSSearch:
                 "-1: re-denoise on the whole latent (the paper). 0 or more: only a crop around each candidate's "
                 "mask, its box grown by this many latent cells of context (x8 pixels for SD/FLUX), so a refinement "
                 "costs in proportion to the crop's area (reported as nfe_refinement_area_weighted).")}),
+            "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 10 ** 9, "tooltip": (
+                "0: the paper's search (every lineage refined `rounds` times). Above 0: best-first under this many "
+                "model evaluations per image: after the seeds, refine the image's best lineage (at most `rounds` "
+                "times each) while the next round fits in the budget and no lineage has reached stop_score.")}),
+            "stop_score": ("FLOAT", {"default": 1e6, "min": -1e9, "max": 1e9, "step": 0.01, "tooltip": (
+                "With nfe_budget: stop refining an image once its best verifier score reaches this (the default "
+                "never stops early).")}),
             **_pruning_inputs(),
         }}
 
@@ -160,7 +167,7 @@ class LoTTSSearch:
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
                foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
                mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
-               crop_padding=-1, prune_at_step=0, prune_keep=0.5):
+               crop_padding=-1, nfe_budget=0, stop_score=1e6, prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
         pruning = _pruning(prune_at_step, prune_keep, steps)
         arch = _model_family.architecture(model)
@@ -177,8 +184,17 @@ class LoTTSSearch:
             region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding)
         _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
-        result = _search.lotts(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,
-                               _search.stage_progress(1 + 2 * rounds), pruning)
+        if nfe_budget:
+            passes = 1 if cfg == 1.0 else 2
+            if nfe_budget < seeds * steps * passes:
+                raise ValueError(f"nfe_budget: {nfe_budget} does not cover sampling the {seeds} seeds "
+                                 f"({seeds * steps * passes} model evaluations at {steps} steps)")
+            items = latent_image["samples"].shape[0]
+            result = _search.lotts_budgeted(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,
+                                            nfe_budget, stop_score, _search.stage_progress(1 + items), pruning)
+        else:
+            result = _search.lotts(model, vae, verifier, latent_image, settings, local, prompt, seed, seeds,
+                                   _search.stage_progress(1 + 2 * rounds), pruning)
         return _outputs(result)
 
 

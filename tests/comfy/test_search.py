@@ -130,3 +130,30 @@ def test_early_pruning_finishes_only_the_best_and_counts_what_ran(comfy_env):
 def test_pruning_step_outside_the_schedule_is_refused(comfy_env, prune_at_step):
     with pytest.raises(Exception, match="prune_at_step"):
         comfy_env.run(pruning_graph(3, prune_at_step, 0.5))
+
+
+def budget_graph(nfe_budget, stop_score=1e6, rounds=3):
+    graph = search_graph("sd15", seeds=2, rounds=rounds)
+    graph["21"]["inputs"] = {**graph["21"]["inputs"], "nfe_budget": nfe_budget, "stop_score": stop_score,
+                             "area_ratio": 0.25}
+    return graph
+
+
+def test_budgeted_search_spends_at_most_its_budget_best_first(comfy_env):
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    sampling = 2 * STEPS * 2
+    round_cost = 3 + 2 * (STEPS - 2) * 2  # one capture level x 3 prompts + k = 2 re-draws from step 2 of 4
+    result = comfy_env.run(budget_graph(sampling + 2 * round_cost + round_cost - 1))  # room for two rounds only
+    report = json.loads(result.outputs("21")[4])
+    assert report["nfe"] == counts["lotts-sd15"] == sampling + 2 * round_cost
+    assert len(report["best_first_steps"]) == 2 and report["nfe_budget"] == sampling + 3 * round_cost - 1
+    first = report["best_first_steps"][0]
+    assert first == ("s0" if report["scores"][0] >= report["scores"][1] else "s1")  # the best seed goes first
+
+
+def test_budgeted_search_stops_once_the_score_is_reached(comfy_env):
+    result = comfy_env.run(budget_graph(10_000, stop_score=-1e6))
+    report = json.loads(result.outputs("21")[4])
+    assert report["best_first_steps"] == [] and report["nfe_refinement"] == 0 and report["nfe_capture"] == 0
+    with pytest.raises(Exception, match="nfe_budget"):
+        comfy_env.run(budget_graph(5))

@@ -1,0 +1,88 @@
+"""The state of a LoTTS search: one lineage per seed, each holding its best latent so far, and one refinement
+round on any subset of lineages (capture, mask, k local re-draws, verifier; a child replaces its parent only if
+the verifier prefers it). Shared by the fixed-round search and the budgeted best-first search."""
+
+import torch
+
+from ..lotts_ops import defect_map
+from . import _capture, _crop, _local, _preview
+from .defect_mask import defect_probability_from_capture
+
+
+class Lineages:
+    def __init__(self, counted, counter, vae, verifier, settings, local, prompt, latents, images, scores, labels,
+                 decode, defect_masks):
+        self.counted, self.counter, self.vae, self.verifier = counted, counter, vae, verifier
+        self.settings, self.local, self.prompt = settings, local, prompt
+        self.decode, self.defect_masks = decode, defect_masks
+        self.current = latents.clone()  # winners are written into it; sampling's output stays untouched
+        self.images = images.clone()
+        self.scores = scores.clone()
+        self.masks = torch.zeros(latents.shape[0], *latents.shape[-2:])
+        self.labels = labels
+        self.index = list(range(latents.shape[0]))  # pool index of each lineage's current best
+        self.rounds_done = [0] * latents.shape[0]
+        self.pool_images, self.pool_scores = [images], [scores]
+        self.nfe_capture = 0
+        self.nfe_refinement_area_weighted = 0.0
+
+    def round(self, which, seed, progress=None):
+        """One refinement round on lineages `which`. Returns the lineages that had something to re-denoise."""
+        local, settings, counter = self.local, self.settings, self.counter
+        before = counter.count
+        attention = _capture.capture(self.counted, local.conds, local.token_weights, {"samples": self.current[which]},
+                                     local.noise_levels, local.noise_draws, seed, local.selection)
+        self.nfe_capture += counter.count - before
+        p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
+                                                                      local.foreground_weight, True))
+        masks = self.defect_masks(p, local)
+        for lineage in which:
+            self.rounds_done[lineage] += 1
+        # a lineage whose mask is empty has nothing to re-denoise: it spends no refinement compute
+        active = [slot for slot in range(len(which)) if bool(masks[slot].any())]
+        if progress:
+            progress.advance(_preview.mask_overlay(self.images[which], masks))
+        if not active:
+            if progress:
+                progress.advance()
+            return []
+        chosen = [which[slot] for slot in active]
+        before = counter.count
+        if local.crop_padding >= 0:
+            refined, weighted = _crop.refine_in_crops(
+                self.counted, settings.positive, settings.negative, {"samples": self.current[chosen]}, masks[active],
+                seed, settings.steps, settings.cfg, settings.sampler_name, settings.scheduler, local.start_step,
+                local.refinements, local.global_steps, local.crop_padding, counter)
+        else:
+            refined, _ = _local.localized_refine(self.counted, settings.positive, settings.negative,
+                                                 {"samples": self.current[chosen]}, masks[active], seed,
+                                                 settings.steps, settings.cfg, settings.sampler_name,
+                                                 settings.scheduler, local.start_step, local.refinements,
+                                                 local.global_steps, show_progress=False)
+            weighted = counter.count - before
+        self.nfe_refinement_area_weighted += weighted
+        # parents and children in ONE scoring call: batch-relative verifiers (rank ensembles) only compare within
+        # a batch
+        refined_images = self.decode(self.vae, refined["samples"])
+        batch = torch.cat([self.images[which], refined_images])
+        batch_scores = self.verifier.score(batch, [self.prompt] * batch.shape[0])
+        self.scores[which] = batch_scores[:len(which)].clone()
+        refined_scores = batch_scores[len(which):]
+        offset = sum(len(s) for s in self.pool_scores)
+        self.pool_images.append(refined_images)
+        self.pool_scores.append(refined_scores)
+        k = local.refinements
+        for slot, lineage in enumerate(chosen):
+            tag = f"r{self.rounds_done[lineage]}"
+            self.labels.extend(f"{self.labels[self.index[lineage]]}{tag}.{j}" for j in range(k))
+            block = refined_scores[slot * k:(slot + 1) * k]
+            best = int(block.argmax())
+            if float(block[best]) > float(self.scores[lineage]):  # a refinement must beat its parent
+                self.current[lineage] = refined["samples"][slot * k + best]
+                self.images[lineage] = refined_images[slot * k + best]
+                self.scores[lineage] = block[best]
+                self.masks[lineage] = masks[active[slot]]
+                self.index[lineage] = offset + slot * k + best
+        if progress:
+            progress.advance(refined_images)
+        return chosen
