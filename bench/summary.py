@@ -52,6 +52,13 @@ def build():
             continue
         match = result["analysis"]["matching"][entry]
         out[key], out[key + "_ci"] = match["ratio"], match["ci"]
+    variants = _load("search_variants.json")
+    for key in ("bon_over_best_lotts_nfe_ratio", "pruned_bon_over_best_lotts_nfe_ratio"):
+        if variants is None or world_version_of(variants) != WORLD_VERSION:
+            out[key], out[key + "_ci"] = None, None
+            missing[key] = "bench/results/search_variants.json absent or not measured on world v2"
+        else:
+            out[key], out[key + "_ci"] = variants["analysis"][key], variants["analysis"][key + "_ci"]
     out["not_measured"] = missing
     return out
 

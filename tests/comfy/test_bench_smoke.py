@@ -108,3 +108,17 @@ def test_instrument_and_summary_smoke(bench, tmp_path, monkeypatch):
     built = summary.build()
     assert built["vae_psnr_db"] == s["vae_psnr_db"] and built["bon_over_lotts_nfe_ratio"] is None
     assert "bon_over_lotts_nfe_ratio" in built["not_measured"]
+
+
+def test_search_variants_smoke(bench, tmp_path, monkeypatch):
+    import search_variants
+
+    monkeypatch.setattr(search_variants, "BON_N", (1, 2, 4))
+    out = search_variants.main(["--prompts", "1", "--steps", "4", "--out", str(tmp_path / "sv.json")], bench=bench)
+    variants = out["entries"][0]["variants"]
+    assert set(variants) == set(search_variants.VARIANTS)
+    paper, budget = variants["paper"], variants["+ budget, best-first"]
+    assert budget["nfe"] <= paper["nfe"]  # the budget is the paper's NFE
+    assert variants["+ crop to region"]["nfe_area_weighted"] <= variants["+ crop to region"]["nfe"]
+    assert [p["nfe"] for p in out["entries"][0]["pruned_bon"]] == sorted(p["nfe"] for p in out["entries"][0]["pruned_bon"])
+    assert "Best-of-N / variant" in (tmp_path / "sv.md").read_text()
