@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -149,24 +148,12 @@ def rates(checks):
 
 
 def save(path, net, info):
-    import safetensors.torch
-
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()
-               if not k.endswith("num_batches_tracked")}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(tensors, str(path), metadata={"lotts_bench": json.dumps({"format": FORMAT, **info})})
+    world_scorers.save_nets(path, {"": net}, info, FORMAT)
 
 
 def load(path=WEIGHTS):
-    import safetensors
-
-    with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-        info = json.loads((f.metadata() or {}).get("lotts_bench", "{}"))
-        if info.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a {FORMAT} file")
-        state = {k: f.get_tensor(k).float() for k in f.keys()}
     net = AdherenceNet()
-    net.load_state_dict(state, strict=False)
+    info = world_scorers.load_nets(path, {"": net}, FORMAT)
     return Checker(net, info, world_scorers.load_world())
 
 

@@ -335,30 +335,38 @@ class Scorers:
         return WorldVerifier()
 
 
-def save(path, verifier_net, segmenter_net, info):
+def save_nets(path, nets, info, file_format):
+    """fp16 safetensors of several nets under key prefixes ({prefix: net}), `info` in the metadata."""
     import safetensors.torch
 
-    tensors = {}
-    for prefix, net in (("verifier.", verifier_net), ("segmenter.", segmenter_net)):
-        for key, value in net.state_dict().items():
-            if key.endswith("num_batches_tracked"):
-                continue
-            tensors[prefix + key] = value.detach().to(torch.float16).contiguous()
+    tensors = {prefix + key: value.detach().to(torch.float16).contiguous()
+               for prefix, net in nets.items() for key, value in net.state_dict().items()
+               if not key.endswith("num_batches_tracked")}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(tensors, str(path), metadata={"lotts_bench": json.dumps({"format": FORMAT, **info})})
+    safetensors.torch.save_file(tensors, str(path), metadata={"lotts_bench": json.dumps({"format": file_format, **info})})
 
 
-def load(path=WEIGHTS):
+def load_nets(path, nets, file_format):
+    """Fill {prefix: net} from a save_nets file; returns its info."""
     import safetensors
 
     with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
         info = json.loads((f.metadata() or {}).get("lotts_bench", "{}"))
-        if info.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a {FORMAT} file")
+        if info.get("format") != file_format:
+            raise ValueError(f"{path}: not a {file_format} file")
         state = {k: f.get_tensor(k).float() for k in f.keys()}
-    verifier_net, segmenter_net = VerifierNet(), SegmenterNet()
-    for prefix, net in (("verifier.", verifier_net), ("segmenter.", segmenter_net)):
+    for prefix, net in nets.items():
         net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
+    return info
+
+
+def save(path, verifier_net, segmenter_net, info):
+    save_nets(path, {"verifier.": verifier_net, "segmenter.": segmenter_net}, info, FORMAT)
+
+
+def load(path=WEIGHTS):
+    verifier_net, segmenter_net = VerifierNet(), SegmenterNet()
+    info = load_nets(path, {"verifier.": verifier_net, "segmenter.": segmenter_net}, FORMAT)
     return Scorers(verifier_net, segmenter_net, info)
 
 
