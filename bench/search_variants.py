@@ -4,8 +4,8 @@ Same prompts, seeds, sampling and judges as quality_vs_compute.py (its Runner), 
 - Best-of-N for N in BON_N (nested, as there), and Best-of-N with early pruning (TTSnap-style: score the
   predicted x0 after PRUNE_AT of the steps, finish the best half), each N run on its own;
 - LoTTS in paper mode (top r = 0.5 of the map, whole-image re-draws, s = 3, k = 2, one round), then each addition
-  alone and all together: defect-region masks, crop-to-region re-draws, early pruning of the seeds, and an NFE
-  budget with best-first allocation.
+  alone and all together: defect-region masks, per-region selection of re-draws, crop-to-region re-draws, early
+  pruning of the seeds, and an NFE budget with best-first allocation.
 For each variant: mean verifier score and held-out defect area, NFE (and the crop variants' area-weighted NFE),
 and the Best-of-N NFE that first matches its score (ratio = Best-of-N NFE / variant NFE, 95 % bootstrap over
 prompts). summary.json takes `bon_over_best_lotts_nfe_ratio` (plain Best-of-N against the best variant) and
@@ -28,10 +28,11 @@ PRUNE_AT, PRUNE_KEEP = 0.25, 0.5
 VARIANTS = {  # name: (LocalSettings overrides, pruning on the seeds, NFE budget as a multiple of the paper's NFE)
     "paper": ({}, False, None),
     "+ defect regions": ({"mask_mode": "defect regions"}, False, None),
+    "+ per-region selection": ({"region_selection": True}, False, None),
     "+ crop to region": ({"crop_padding": 2}, False, None),
     "+ early pruning": ({}, True, None),
     "+ budget, best-first": ({}, False, 1.0),
-    "all together": ({"mask_mode": "defect regions", "crop_padding": 2}, True, 1.0),
+    "all together": ({"mask_mode": "defect regions", "region_selection": True, "crop_padding": 2}, True, 1.0),
 }
 
 

@@ -4,7 +4,7 @@ the verifier prefers it). Shared by the fixed-round search and the budgeted best
 
 import torch
 
-from ..lotts_ops import defect_map
+from ..lotts_ops import defect_map, regions
 from . import _capture, _crop, _local, _preview
 from .defect_mask import defect_probability_from_capture
 
@@ -61,28 +61,60 @@ class Lineages:
                                                  local.global_steps, show_progress=False)
             weighted = counter.count - before
         self.nfe_refinement_area_weighted += weighted
+        refined_images = self.decode(self.vae, refined["samples"])
+        k = local.refinements
+        children = []  # per refined lineage: (latents, images, labels) of its candidates
+        for slot, lineage in enumerate(chosen):
+            base = f"{self.labels[self.index[lineage]]}r{self.rounds_done[lineage]}"
+            kids = [refined["samples"][slot * k:(slot + 1) * k], refined_images[slot * k:(slot + 1) * k],
+                    [f"{base}.{j}" for j in range(k)]]
+            if local.region_selection:
+                composite = self._best_per_region(lineage, masks[active[slot]], kids[0], kids[1])
+                if composite is not None:
+                    kids = [torch.cat([kids[0], composite[0]]), torch.cat([kids[1], composite[1]]), kids[2] + [f"{base}.regions"]]
+            children.append(kids)
         # parents and children in ONE scoring call: batch-relative verifiers (rank ensembles) only compare within
         # a batch
-        refined_images = self.decode(self.vae, refined["samples"])
-        batch = torch.cat([self.images[which], refined_images])
+        child_images = torch.cat([kid[1] for kid in children])
+        batch = torch.cat([self.images[which], child_images])
         batch_scores = self.verifier.score(batch, [self.prompt] * batch.shape[0])
         self.scores[which] = batch_scores[:len(which)].clone()
-        refined_scores = batch_scores[len(which):]
+        child_scores = batch_scores[len(which):]
         offset = sum(len(s) for s in self.pool_scores)
-        self.pool_images.append(refined_images)
-        self.pool_scores.append(refined_scores)
-        k = local.refinements
-        for slot, lineage in enumerate(chosen):
-            tag = f"r{self.rounds_done[lineage]}"
-            self.labels.extend(f"{self.labels[self.index[lineage]]}{tag}.{j}" for j in range(k))
-            block = refined_scores[slot * k:(slot + 1) * k]
+        self.pool_images.append(child_images)
+        self.pool_scores.append(child_scores)
+        start = 0
+        for slot, (lineage, (latents, images, labels)) in enumerate(zip(chosen, children, strict=True)):
+            self.labels.extend(labels)
+            block = child_scores[start:start + len(labels)]
             best = int(block.argmax())
             if float(block[best]) > float(self.scores[lineage]):  # a refinement must beat its parent
-                self.current[lineage] = refined["samples"][slot * k + best]
-                self.images[lineage] = refined_images[slot * k + best]
+                self.current[lineage] = latents[best]
+                self.images[lineage] = images[best]
                 self.scores[lineage] = block[best]
                 self.masks[lineage] = masks[active[slot]]
-                self.index[lineage] = offset + slot * k + best
+                self.index[lineage] = offset + start + best
+            start += len(labels)
         if progress:
-            progress.advance(refined_images)
+            progress.advance(child_images)
         return chosen
+
+    def _best_per_region(self, lineage, mask, latents, images):
+        """With m >= 2 separate regions in the mask: each region takes the refinement the verifier likes best when
+        only that region is swapped into the parent (or keeps the parent's), so k re-draws offer k^m combinations
+        for m x k verifier calls and no model evaluation. Returns (latent (1, C, h, w), image (1, H, W, 3)) or None."""
+        parts = regions.split_regions(mask)
+        if len(parts) < 2:
+            return None
+        parent = self.current[lineage:lineage + 1]
+        swaps = torch.cat([parent * (1 - part) + latents * part for part in parts])  # (m * k, C, h, w)
+        swap_images = self.decode(self.vae, swaps)
+        scores = self.verifier.score(torch.cat([self.images[lineage:lineage + 1], swap_images]),
+                                     [self.prompt] * (1 + swaps.shape[0]))
+        parent_score, swap_scores = scores[0], scores[1:].reshape(len(parts), latents.shape[0])
+        composite = parent.clone()
+        for r, part in enumerate(parts):
+            j = int(swap_scores[r].argmax())
+            if float(swap_scores[r, j]) > float(parent_score):
+                composite = composite * (1 - part) + latents[j:j + 1] * part
+        return composite, self.decode(self.vae, composite)

@@ -46,6 +46,7 @@ class LocalSettings:
     region_min_area: float = 0.01
     region_max_area: float = 0.3
     crop_padding: int = -1  # >= 0: re-denoise only a crop of the mask's box grown by this many latent cells
+    region_selection: bool = False  # per region, the best of the k re-draws, composited (a k+1-th candidate)
 
 
 MASK_MODES = ("top area (paper)", "defect regions")
@@ -176,6 +177,7 @@ def _finish(state, items, lineages, nfe_sampling, settings, local, seeds, pruned
         "nfe_refinement": counter.count - nfe_sampling - state.nfe_capture,
         "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
         "mask_mode": local.mask_mode, "pruning": pruned, "crop_padding": local.crop_padding,
+        "region_selection": local.region_selection,
         "nfe_refinement_area_weighted": round(state.nfe_refinement_area_weighted, 3),
         "scores": [round(float(s), 5) for s in all_scores], "labels": state.labels,
         "winners": [state.labels[w] for w in winners], **extra})

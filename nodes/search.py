@@ -153,6 +153,10 @@ class LoTTSSearch:
                 "-1: re-denoise on the whole latent (the paper). 0 or more: only a crop around each candidate's "
                 "mask, its box grown by this many latent cells of context (x8 pixels for SD/FLUX), so a refinement "
                 "costs in proportion to the crop's area (reported as nfe_refinement_area_weighted).")}),
+            "region_selection": ("BOOLEAN", {"default": False, "tooltip": (
+                "When a mask has several separate regions: also try, per region, the re-draw the verifier prefers "
+                "there and composite them (k re-draws give k^m combinations; no extra model evaluations, m x k "
+                "extra verifier calls). The composite competes with the k re-draws.")}),
             "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 10 ** 9, "tooltip": (
                 "0: the paper's search (every lineage refined `rounds` times). Above 0: best-first under this many "
                 "model evaluations per image: after the seeds, refine the image's best lineage (at most `rounds` "
@@ -167,7 +171,7 @@ class LoTTSSearch:
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
                foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
                mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
-               crop_padding=-1, nfe_budget=0, stop_score=1e6, prune_at_step=0, prune_keep=0.5):
+               crop_padding=-1, region_selection=False, nfe_budget=0, stop_score=1e6, prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
         pruning = _pruning(prune_at_step, prune_keep, steps)
         arch = _model_family.architecture(model)
@@ -181,7 +185,8 @@ class LoTTSSearch:
             selection=_model_family.parse_layer_selection(layers, arch), area_ratio=area_ratio,
             foreground_weight=foreground_weight, signal=signal, start_step=start, refinements=refinements,
             global_steps=global_steps, rounds=rounds, mask_mode=mask_mode, region_threshold=region_threshold,
-            region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding)
+            region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding,
+            region_selection=region_selection)
         _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         if nfe_budget:

@@ -45,3 +45,41 @@ def test_a_small_crop_costs_its_area_and_leaves_the_rest_untouched(comfy_env, ti
     # inside the crop, outside the mask: re-imposed every step (g = 0), equal up to float rounding
     torch.testing.assert_close(refined[:2][:, :, crop & ~inside], parent[:, :, crop & ~inside], rtol=0, atol=1e-4)
     assert (refined[:2][:, :, inside] - parent[:, :, inside]).abs().mean() > 1e-3
+
+
+def test_per_region_selection_composites_the_best_redraw_of_each_region(comfy_env, tiny):
+    """Two separate regions, two re-draws: the composite takes, per region, the re-draw the verifier prefers when
+    only that region is swapped into the parent (or the parent's own content), and nothing else."""
+    pack = comfy_env.pack.nodes
+    model, clip, vae = tiny("sd15")
+    counted, counter = pack._counting.counting_clone(model)
+    parent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    redraws = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(8, 8)
+    mask[0:2, 0:2], mask[5:8, 5:8] = 1, 1
+
+    class MeanBrightness:  # a deterministic verifier: brighter is better
+        def score(self, images, prompts=None):
+            return images.mean(dim=(1, 2, 3))
+
+    settings = pack._search.SamplingSettings(conditioning(clip, "x"), conditioning(clip, ""), 4, 3.0, "euler", "normal")
+    decode = pack._search.decode
+    with torch.inference_mode():
+        image = decode(vae, parent)
+        state = pack._lineages.Lineages(counted, counter, vae, MeanBrightness(), settings, None, "x", parent, image,
+                                        MeanBrightness().score(image), ["s0"], decode, None)
+        latent, composite_image = state._best_per_region(0, mask, redraws, decode(vae, redraws))
+        outside = mask == 0
+        assert torch.equal(latent[0][:, outside], parent[0][:, outside]) and counter.count == 0
+        for part in (slice(0, 2), slice(5, 8)):
+            region = torch.zeros(8, 8, dtype=torch.bool)
+            region[part, part] = True
+            options = [parent[0]] + list(redraws)
+            swapped = [parent * (~region) + o[None] * region for o in options]
+            scores = [float(MeanBrightness().score(decode(vae, s))[0]) for s in swapped]
+            best = options[max(range(3), key=lambda i: scores[i])]
+            assert torch.equal(latent[0][:, region], best[:, region])
+        assert composite_image.shape == (1, 64, 64, 3)
+        one_region = torch.zeros(8, 8)
+        one_region[2:4, 2:4] = 1
+        assert state._best_per_region(0, one_region, redraws, decode(vae, redraws)) is None

@@ -157,3 +157,14 @@ def test_budgeted_search_stops_once_the_score_is_reached(comfy_env):
     assert report["best_first_steps"] == [] and report["nfe_refinement"] == 0 and report["nfe_capture"] == 0
     with pytest.raises(Exception, match="nfe_budget"):
         comfy_env.run(budget_graph(5))
+
+
+def test_region_selection_costs_no_model_evaluations(comfy_env):
+    graph = search_graph("sd15", seeds=2)
+    base = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_threshold": 0.3, "region_min_area": 0.0,
+            "region_max_area": 1.0}
+    plain = json.loads(comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": base}}).outputs("21")[4])
+    chosen = json.loads(comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": {
+        **base, "region_selection": True}}}).outputs("21")[4])
+    assert chosen["region_selection"] and chosen["nfe"] == plain["nfe"]
+    assert len(chosen["scores"]) >= len(plain["scores"])  # plus one composite per multi-region lineage
