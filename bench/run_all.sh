@@ -38,6 +38,8 @@ if [ -f "$CORRELATED" ]; then
   "$PY" bench/quality_vs_compute.py --signal "noise difference" --demo-weights "$CORRELATED" \
     --out quality_vs_compute_correlated.json
 fi
+step "search beyond the paper: each addition against Best-of-N and pruned Best-of-N"
+"$PY" bench/search_variants.py
 step "summary"
 "$PY" bench/summary.py
 step "done: bench/results/"

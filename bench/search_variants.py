@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from common import Bench, add_run_arguments, bootstrap, fmt_ci, markdown_table, write_json
+from common import RESULTS, Bench, add_run_arguments, bootstrap, fmt_ci, markdown_table, write_json
 from quality_vs_compute import BON_N, Runner
 
 PRUNE_AT, PRUNE_KEEP = 0.25, 0.5
@@ -122,13 +122,17 @@ def main(argv=None, bench=None):
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=5.0)
-    parser.add_argument("--t0", type=float, default=0.0, help="start fraction of the re-draws (0 = pure noise)")
+    parser.add_argument("--t0", type=float, default=None,
+                        help="start fraction of the re-draws (0 = pure noise); default: quality_vs_compute.json's choice")
     parser.add_argument("--signal", default="noise difference")
     parser.add_argument("--seed", type=int, default=0)
     add_run_arguments(parser, "search_variants.json")
     opts = parser.parse_args(argv)
     bench = bench or Bench(weights=opts.demo_weights, threads=opts.threads, scorers=opts.scorers)
     runner = Runner(bench, opts.steps, opts.cfg, [0.1, 0.2, 0.3], 1.0, opts.signal, 0.5, 2, 2)
+    if opts.t0 is None:
+        chosen = RESULTS / "quality_vs_compute.json"
+        opts.t0 = json.loads(chosen.read_text())["t0"]["chosen"] if chosen.is_file() else 0.0
     start_step = bench.pack.lotts_ops.schedule.resolve_start_step(opts.steps, 0, opts.t0)
     _, _, _, info = bench.demo.model.read(bench.weights)
     out = {"settings": vars(opts), "world_version": info.get("world_version"), "start_step": start_step,
