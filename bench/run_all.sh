@@ -7,7 +7,7 @@
 # Writes bench/results/{world_scorers,instrument,localization,quality_vs_compute}.{json,md}, the PNG plots and
 # summary.json (the README's headline figures). Needs the demo world model (demo/weights/lotts_demo_world.safetensors);
 # with demo/weights/lotts_demo_world_correlated.safetensors present (the image-correlated defects ablation) it
-# also writes quality_vs_compute_correlated.*. Seeds are fixed; one torch thread per script.
+# also writes quality_vs_compute_correlated.* and instrument_correlated.*. Seeds are fixed; one torch thread per script.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -37,6 +37,8 @@ if [ -f "$CORRELATED" ]; then
   step "quality versus compute, image-correlated defects (ablation)"
   "$PY" bench/quality_vs_compute.py --signal "noise difference" --demo-weights "$CORRELATED" \
     --out quality_vs_compute_correlated.json
+  step "instrument gates, image-correlated defects (ablation)"
+  "$PY" bench/instrument.py --demo-weights "$CORRELATED" --out instrument_correlated.json
 fi
 step "search beyond the paper: each addition against Best-of-N and pruned Best-of-N"
 "$PY" bench/search_variants.py

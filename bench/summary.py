@@ -44,6 +44,12 @@ def build():
             out[key + "_ci"] = s[key + "_ci"]
     if "redraw_t0_step" in s:
         out["redraw_t0_step"] = s["redraw_t0_step"]
+    correlated = _load("instrument_correlated.json")
+    if correlated is not None and world_version_of(correlated) == WORLD_VERSION:
+        for key in ("redraw_diversity_ratio", "oracle_clear_rate", "fresh_clear_rate", "oracle_over_fresh_clear"):
+            if key in correlated["summary"]:
+                out[key + "_correlated"] = correlated["summary"][key]
+                out[key + "_correlated_ci"] = correlated["summary"][key + "_ci"]
     for key, (name, entry) in RATIO_SOURCES.items():
         result = _load(name)
         if result is None or world_version_of(result) != WORLD_VERSION:
