@@ -11,7 +11,7 @@ MIN_SPOT_PIXELS). 95 % intervals are percentile bootstraps over prompts, parents
    on round trips of CLEAN renders (and its hit rate on round trips of renders with defects).
 3. Re-draws. Parents: plain samples the segmenter calls defective; the region is its largest spot, in latent
    cells, grown by one cell (the oracle mask: the defect region itself). Each parent is re-drawn k = 2 times
-   there (the pack's nodes/_local.localized_refine, g = 0) from start steps T0_STEPS (0 = pure noise inside).
+   there (the pack's nodes/_local.localized_refine, g = 0) from start steps T0_FRACTIONS of the schedule (0 = pure noise inside).
    Fresh seeds of the same prompt are the baseline. Re-draw diversity ratio = mean |pixel difference| inside
    the region between the two re-draws / the same between two fresh seeds. Oracle clear rate = share of
    re-draws whose region holds no spot; fresh clear rate = share of fresh seeds clean in the same region.
@@ -33,7 +33,7 @@ import world_scorers
 from common import Bench, add_run_arguments, bootstrap, fmt, fmt_ci, markdown_table, write_json
 from localization import CONTROL_A, CONTROL_B, HIGH, LOW, capture_one
 
-T0_STEPS = (0, 5, 10)
+T0_FRACTIONS = (0.0, 0.25, 0.5)  # start steps 0 (pure noise inside the region), 5 and 10 of 20
 CAPTURE_LEVELS = (0.1, 0.2, 0.3)
 ATTENTION_LAMBDA = 1.0
 CLEAR_PIXELS = world_scorers.MIN_SPOT_PIXELS // 2  # fewer p > 0.5 pixels than this in a region: clean there
@@ -70,6 +70,10 @@ class Sampler:
                                         cell_mask[None].float(), seed, self.steps, self.cfg, "euler", "normal",
                                         start_step, k, 0, show_progress=False)
         return self.bench.vae_decode(out["samples"]).clamp(0, 1)
+
+
+def t0_steps(steps):
+    return sorted({round(f * steps) for f in T0_FRACTIONS})
 
 
 def roundtrip(bench, images_uint8):
@@ -190,7 +194,7 @@ def redraws(bench, sampler, samples, max_parents, fresh, reps):
                "fresh_fresh": float(np.mean([mean_abs_in(fresh_images[a:a + 1], fresh_images[b:b + 1], region)
                                              for a, b in pairs])),
                "parent_fresh": mean_abs_in(fresh_images, parent["image"], region), "t0": {}}
-        for t0 in T0_STEPS:
+        for t0 in t0_steps(sampler.steps):
             images = sampler.redraw(parent["prompt"], parent["latent"], parent["cells"], 70_000 + p_index, t0, 2)
             spots = spot_pixels_in(bench, images, region)
             row["t0"][t0] = {"cleared": float((spots < CLEAR_PIXELS).mean()),
@@ -206,7 +210,7 @@ def redraws(bench, sampler, samples, max_parents, fresh, reps):
     fresh_clean = np.array([r["fresh_clean"] for r in rows])
     ff = np.array([r["fresh_fresh"] for r in rows])
     out["fresh_clear_rate"], out["fresh_clear_rate_ci"] = mean_ci(fresh_clean, reps, seed=6)
-    for t0 in T0_STEPS:
+    for t0 in t0_steps(sampler.steps):
         cleared = np.array([r["t0"][t0]["cleared"] for r in rows])
         rr = np.array([r["t0"][t0]["redraw_redraw"] for r in rows])
         pr = np.array([r["t0"][t0]["parent_redraw"] for r in rows])
