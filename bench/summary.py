@@ -56,8 +56,15 @@ def build():
             out[key], out[key + "_ci"] = None, None
             missing[key] = f"bench/results/{name} absent or not measured on world v2"
             continue
-        match = result["analysis"]["matching"][entry]
-        out[key], out[key + "_ci"] = match["ratio"], match["ci"]
+        for suffix, name_in_result in (("", entry), ("_defect_area", entry.replace("score", "area")),
+                                       ("_two_rounds", entry + "_rounds2")):
+            match = result["analysis"]["matching"].get(name_in_result)
+            if match is None:
+                continue
+            out[key + suffix], out[key + suffix + "_ci"] = match["ratio"], match["ci"]
+            if match["ratio"] is None:  # Best-of-N never matched within its largest N: the ratio exceeds this
+                largest = max(b["nfe"] for b in result["entries"][0]["bon"])
+                out[key + suffix + "_lower_bound"] = largest / match["lotts_budget"]
     variants = _load("search_variants.json")
     for key in ("bon_over_best_lotts_nfe_ratio", "pruned_bon_over_best_lotts_nfe_ratio"):
         if variants is None or world_version_of(variants) != WORLD_VERSION:
