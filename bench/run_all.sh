@@ -41,7 +41,7 @@ if [ -f "$CORRELATED" ]; then
   "$PY" bench/instrument.py --demo-weights "$CORRELATED" --out instrument_correlated.json
 fi
 step "search beyond the paper: each addition against Best-of-N and pruned Best-of-N"
-"$PY" bench/search_variants.py
+"$PY" bench/search_variants.py --prompts 12
 step "summary"
 "$PY" bench/summary.py
 step "done: bench/results/"
