@@ -1,7 +1,8 @@
 """bench/results/summary.json: one flat object of headline figures, read from the benchmark JSONs that
 bench/run_all.sh writes. A figure whose benchmark has not been run on the current world (its JSON is
 missing, or was measured on another world version) is null and listed under "not_measured" with the reason;
-nothing is carried over from an older world.
+nothing is carried over from an older world. An interval bound of null means "never": Best-of-N did not match
+within its largest N (a `_lower_bound` key then gives the ratio that is exceeded).
 
     .host/venv/bin/python bench/summary.py
 """
@@ -76,8 +77,19 @@ def build():
     return out
 
 
+def _finite(value):
+    """JSON has no infinity: an interval bound of 'never' (Best-of-N did not match within its largest N) is null."""
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 def main():
-    summary = build()
+    summary = _finite(build())
     path = write_json("summary.json", summary)
     print(json.dumps(summary, indent=1))
     return path
