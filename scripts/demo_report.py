@@ -48,10 +48,21 @@ def _compute_section(summary):
     if ratio is None:
         return ("<p>LoTTS against Best-of-N has not been measured on this world yet "
                 f"({html.escape(str(summary.get('not_measured', {})))}).</p>")
+    def bound(value):
+        return "never" if value is None else f"{value:.2f}"
+
     verdict = "fewer" if ratio > 1 else "more"
-    return (f"<p>On the benchmark (bench/results/quality_vs_compute.md), Best-of-N needs <b>{ratio:.2f}x</b> "
-            f"LoTTS's model evaluations to reach LoTTS's verifier score (95 % interval {ci[0]:.2f}-{ci[1]:.2f}): "
-            f"LoTTS spends {verdict} evaluations than Best-of-N for the same quality on this world.</p>")
+    text = (f"<p>On the benchmark (bench/results/quality_vs_compute.md), Best-of-N needs <b>{ratio:.2f}x</b> "
+            f"LoTTS's model evaluations to reach LoTTS's verifier score (95 % interval {bound(ci[0])}-{bound(ci[1])}): "
+            f"by the verifier, LoTTS spends {verdict} evaluations than Best-of-N for the same quality on this world.")
+    area = summary.get("bon_over_lotts_nfe_ratio_defect_area")
+    area_bound = summary.get("bon_over_lotts_nfe_ratio_defect_area_lower_bound")
+    if area is not None:
+        text += f" On the held-out defect measure the ratio is <b>{area:.2f}x</b>."
+    elif area_bound is not None:
+        text += (f" On the held-out defect measure Best-of-N never reached LoTTS within its largest N: the ratio is "
+                 f"<b>above {area_bound:.1f}x</b>.")
+    return text + "</p>"
 
 
 def build(folder):
