@@ -7,6 +7,9 @@ by the same layer's self-attention (SA @ CA, computed as an attention call with 
 The model's outputs are left exactly as without capture.
 """
 
+import logging
+import math
+
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sample
@@ -42,6 +45,7 @@ class AttentionRecorder:
         self.counts = {}
         self.layers_seen = set()
         self.n_txt = None
+        self.skipped_layers = set()
 
     # -- layer selection --------------------------------------------------------------------------
     def wants(self, layer, n_image_tokens):
@@ -126,20 +130,33 @@ class AttentionRecorder:
             out = call(func, q, k, v, heads, *args, transformer_options=transformer_options, **kwargs)
             opts = transformer_options or {}
             layer = (opts.get("block_type"), opts.get("block_index"))
-            n_txt = self.n_txt
+            # newer hosts say where the image tokens start ("img_slice"); else text first, as FLUX.1 orders them
+            n_txt = opts["img_slice"][0] if opts.get("img_slice") else self.n_txt
             if layer[0] is None or n_txt is None or not kwargs.get("skip_reshape") or q.ndim != 4:
                 return out
-            n_img = q.shape[2] - n_txt
-            if n_img <= 0 or not self.wants(layer, n_img):
+            n_img = self.flux_image_tokens(q.shape[2] - n_txt, layer)
+            if n_img is None or not self.wants(layer, n_img):
                 return out
             cond_or_uncond = opts.get("cond_or_uncond", [0])
             weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device)
-            q_img, k_img = q[:, :, n_txt:], k[:, :, n_txt:]
+            q_img, k_img = q[:, :, n_txt:n_txt + n_img], k[:, :, n_txt:n_txt + n_img]
             ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
             grid = attention_maps.grid_shape(n_img, *self.latent_hw)
             self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
             return out
         return override
+
+    def flux_image_tokens(self, n_after_text, layer):
+        """The candidate's own image tokens among those after the text: (H/2) x (W/2) of the latent. Reference
+        images (Kontext-style) append their tokens after them; anything else is skipped, once logged."""
+        expected = math.ceil(self.latent_hw[0] / 2) * math.ceil(self.latent_hw[1] / 2)
+        if n_after_text >= expected:
+            return expected
+        if layer not in self.skipped_layers:
+            self.skipped_layers.add(layer)
+            logging.warning("[LoTTS] capture skips FLUX layer %s: %d image tokens, expected %d", layer, n_after_text,
+                            expected)
+        return None
 
     def flux_wrapper(self, previous):
         def wrapper(apply_model, args):

@@ -116,3 +116,25 @@ def test_conditioning_with_extra_keys_passes_through_untouched(comfy_env, tiny):
     assert positive[0][1].keys() == before[0][1].keys() and positive[0][1]["lotts_test_key"] == "kept"
     assert torch.equal(positive[0][1]["reference_latents"][0], reference)
     assert torch.equal(positive[0][0], before[0][0])
+
+
+def test_flux_capture_reads_the_candidates_own_image_tokens(comfy_env, caplog):
+    """Reference-image tokens (Kontext-style) after the image's own are left out; a layer with fewer image tokens
+    than the latent has is skipped with one warning, not misread (audit fix 6)."""
+    capture = comfy_env.pack.nodes._capture
+    recorder = capture.AttentionRecorder((8, 8), {0: torch.ones(4) / 4}, "all", "flux")
+    recorder.n_txt = 4
+    override = recorder.flux_override(None)
+    gen = torch.Generator().manual_seed(0)
+
+    def call(n_image_tokens, block):
+        q, k, v = (torch.randn(1, 2, 4 + n_image_tokens, 8, generator=gen) for _ in range(3))
+        opts = {"block_type": "double", "block_index": block, "cond_or_uncond": [0]}
+        return override(lambda *a, **kw: torch.zeros(1), q, k, v, 2, skip_reshape=True, transformer_options=opts)
+
+    call(16 + 9, 0)  # 4 x 4 image tokens plus 9 of a reference image
+    assert recorder.averaged(0).shape == (1, 2, 8, 8) and ("double", 0) in recorder.layers_seen
+    call(10, 1)
+    call(10, 1)
+    assert ("double", 1) not in recorder.layers_seen
+    assert sum("skips FLUX layer" in r.getMessage() for r in caplog.records) == 1
