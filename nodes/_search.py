@@ -13,8 +13,8 @@ import comfy.sample
 import comfy.utils
 import torch
 
-from ..lotts_ops import compute, defect_map, regions
-from . import _capture, _counting, _lineages, _model_family, _preview, _pruning
+from ..lotts_ops import compute
+from . import _capture, _counting, _lineages, _model_family, _preview, _pruning, _region_inputs
 
 
 @dataclass
@@ -49,16 +49,13 @@ class LocalSettings:
     region_selection: bool = False  # per region, the best of the k re-draws, composited (a k+1-th candidate)
 
 
-MASK_MODES = ("top area (paper)", "defect regions")
+MASK_MODES = _region_inputs.MASK_MODES
 
 
 def defect_masks(p, local):
-    """The paper's top-r area of the map, or its strongest connected regions (empty where none stands out)."""
-    if local.mask_mode == MASK_MODES[0]:
-        return defect_map.top_area_mask(p, local.area_ratio)
-    if local.mask_mode == MASK_MODES[1]:
-        return regions.region_masks(p, local.region_threshold, local.region_min_area, local.region_max_area)
-    raise ValueError(f"mask_mode: must be one of {MASK_MODES}, got {local.mask_mode!r}")
+    """The mask a search round re-denoises (see _region_inputs.choose_mask)."""
+    return _region_inputs.choose_mask(p, local.mask_mode, local.area_ratio, local.region_threshold,
+                                      local.region_min_area, local.region_max_area)
 
 
 @dataclass

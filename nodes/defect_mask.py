@@ -5,7 +5,7 @@ import json
 import torch
 
 from ..lotts_ops import defect_map
-from . import _preview
+from . import _preview, _region_inputs
 from .attention_capture import ATTENTION_TYPE
 
 SIGNALS = ("attention", "noise difference", "attention + noise difference")
@@ -60,12 +60,15 @@ class LoTTSDefectMask:
             "self_attention_propagation": ("BOOLEAN", {"default": True, "tooltip": (
                 "Propagate cross-attention through the same layer's self-attention (SA @ CA) before "
                 "contrasting, as in the paper. Off = raw cross-attention.")}),
-        }}
+        }, "optional": _region_inputs.region_inputs()}
 
-    def extract(self, attention, area_ratio, foreground_weight, signal, self_attention_propagation):
+    def extract(self, attention, area_ratio, foreground_weight, signal, self_attention_propagation,
+                mask_mode=_region_inputs.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01,
+                region_max_area=0.3):
         p = defect_probability_from_capture(attention, signal, foreground_weight, self_attention_propagation)
         p = defect_map.normalize_maps(p)
-        mask_latent = defect_map.top_area_mask(p, area_ratio)
+        mask_latent = _region_inputs.choose_mask(p, mask_mode, area_ratio, region_threshold, region_min_area,
+                                                 region_max_area)
         scores = defect_map.defect_score(p, mask_latent)
         height, width = _preview.image_size(attention["latent_shape"],
                                             attention.get("latent_to_image", _preview.LATENT_TO_IMAGE))

@@ -6,7 +6,7 @@ import comfy.samplers
 import torch
 
 from ..lotts_ops import schedule
-from . import _grid, _model_family, _search
+from . import _grid, _model_family, _region_inputs, _search
 from ._prompt_tokens import DEFAULT_HIGH_TEMPLATE, DEFAULT_LOW_TEMPLATE, encode_quality_conditionings
 from .defect_mask import SIGNALS
 
@@ -139,16 +139,7 @@ class LoTTSSearch:
             "low_quality_template": ("STRING", {"default": DEFAULT_LOW_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "layers": ("STRING", {"default": "auto", "tooltip": "Attention layers read (see the capture node)."}),
         }, "optional": {
-            "mask_mode": (list(_search.MASK_MODES), {"default": _search.MASK_MODES[0], "tooltip": (
-                "'top area (paper)': re-denoise the top area_ratio of the defect map, whatever the image holds. "
-                "'defect regions': only the map's connected regions above region_threshold (area between the two "
-                "limits); a candidate without such a region is not refined and costs no refinement NFE.")}),
-            "region_threshold": ("FLOAT", {"default": 0.6, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
-                "'defect regions': threshold on the defect map normalised to 0..1 per image.")}),
-            "region_min_area": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.005, "tooltip": (
-                "'defect regions': drop regions smaller than this fraction of the image.")}),
-            "region_max_area": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
-                "'defect regions': at most this fraction of the image in all (strongest regions first).")}),
+            **_region_inputs.region_inputs(),
             "crop_padding": ("INT", {"default": -1, "min": -1, "max": 1024, "tooltip": (
                 "-1: re-denoise on the whole latent (the paper). 0 or more: only a crop around each candidate's "
                 "mask, its box grown by this many latent cells of context (x8 pixels for SD/FLUX), so a refinement "

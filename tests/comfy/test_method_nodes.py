@@ -129,3 +129,18 @@ def test_latent_from_another_family_is_named(comfy_env):
     graph["11"] = save(["10", 0])
     with pytest.raises(GraphError, match="samples: latent has 16 channels, this sd1x model expects 4"):
         comfy_env.run(graph)
+
+
+def test_defect_mask_node_offers_region_masks(comfy_env):
+    """The Defect Mask node's 'defect regions' mode: the map's strongest connected regions, within the area limit."""
+    import torch
+
+    node = comfy_env.pack.nodes.defect_mask.LoTTSDefectMask()
+    noise = torch.zeros(1, 8, 8)
+    noise[0, 1:3, 1:3], noise[0, 5:8, 5:8] = 1.0, 0.8
+    attention = {"noise_difference": noise, "latent_shape": (1, 4, 8, 8), "latent_to_image": 8,
+                 "maps": {c: {k: torch.rand(1, 8, 8) for k in ("ca", "ca_prop")} for c in ("orig", "high", "low")}}
+    paper, _, _, _ = node.extract(attention, 0.5, 0.3, "noise difference", True)
+    regions, _, _, _ = node.extract(attention, 0.5, 0.3, "noise difference", True, "defect regions", 0.5, 0.0, 0.1)
+    assert paper.mean() == 0.5 and regions.shape == (1, 64, 64)
+    assert regions[0, 8:24, 8:24].all() and regions.sum() == 4 * 64  # the strongest region only: 4 cells of 64 px

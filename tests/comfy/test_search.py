@@ -168,3 +168,17 @@ def test_region_selection_costs_no_model_evaluations(comfy_env):
         **base, "region_selection": True}}}).outputs("21")[4])
     assert chosen["region_selection"] and chosen["nfe"] == plain["nfe"]
     assert len(chosen["scores"]) >= len(plain["scores"])  # plus one composite per multi-region lineage
+
+
+def test_every_option_beyond_the_paper_counts_exactly_on_every_family(comfy_env, family):
+    """Region masks, per-region selection, crops, seed pruning and the NFE budget together: the reported NFE is
+    the independent counter's, on every family."""
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    graph = search_graph(family, seeds=2)
+    graph["21"]["inputs"] = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_threshold": 0.3,
+                             "region_min_area": 0.0, "region_max_area": 0.6, "region_selection": True,
+                             "crop_padding": 1, "prune_at_step": 2, "prune_keep": 0.5, "nfe_budget": 200,
+                             "rounds": 2}
+    report = json.loads(comfy_env.run(graph).outputs("21")[4])
+    assert report["nfe"] == counts[f"lotts-{family}"] <= 200 and report["pruning"]["finished"] == 1
+    assert report["nfe_refinement_area_weighted"] <= report["nfe_refinement"]
