@@ -24,6 +24,7 @@ MIN_SPOT_PIXELS). 95 % intervals are percentile bootstraps over prompts, parents
 
 import argparse
 import time
+from pathlib import Path
 
 import adherence
 import numpy as np
@@ -300,8 +301,8 @@ def headline(result):
 def report(result):
     s = result["summary"]
     lines = ["# World-v2 instrument report", "",
-             f"Demo model: `{result['demo_weights']}` ({result['model_info']}). Plain sampling: {result['steps']} euler / "
-             f"normal steps, cfg {result['cfg']:g}. 95 % bootstrap intervals. Wall time {result['seconds']:.0f} s.", "",
+             f"Demo model: `{Path(result['demo_weights']).name}` ({result['model_info']}). Plain sampling: "
+             f"{result['steps']} euler / normal steps, cfg {result['cfg']:g}. 95 % bootstrap intervals.", "",
              "## Gates", "", markdown_table(["gate", "threshold", "measured [95 % CI]", "result"], gate_rows(s))]
     lines += ["## 1. Prompt adherence (checker: bench/adherence.py)", ""]
     rows = [[name, e["images"], fmt_ci(e["colour_present"], e["colour_present_ci"]),
