@@ -236,7 +236,8 @@ def main():
         families.append(derive(family, runs["plain"], runs["recording"], runs["capture"]))
     sa = [sa_memory(4096, 8, 40), sa_memory(4096, 10, 64)] if opts.device == "cpu" else []
     device_name = torch.cuda.get_device_name() if opts.device.startswith("cuda") else "CPU"
-    result = {"device": opts.device, "device_name": device_name, "dtype": opts.dtype, "threads": torch.get_num_threads(),
+    threads = int(os.environ.get("LOTTS_BENCH_THREADS", "1"))  # what each measuring child runs with
+    result = {"device": opts.device, "device_name": device_name, "dtype": opts.dtype, "threads": threads,
               "families": families, "sa_memory": sa,
               **{r["family"]: {k: r[k] for k in ("capture_share_of_full_run", "capture_peak_memory_ratio")}
                  for r in families}}
