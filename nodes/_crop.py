@@ -43,7 +43,6 @@ def refine_in_crops(model, positive, negative, samples, masks, seed, steps, cfg,
         out[b * k:(b + 1) * k, :, y0:y1, x0:x1] = refined["samples"]
         if counter is not None:
             weighted += (counter.count - before) * (y1 - y0) * (x1 - x0) / (height * width)
-    result = {key: value for key, value in samples.items()
-              if key not in ("noise_mask", "batch_index", "downscale_ratio_spacial", "downscale_ratio_temporal")}
+    result = _local.output_latent(samples)
     result["samples"] = out
     return result, weighted

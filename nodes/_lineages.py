@@ -5,16 +5,16 @@ the verifier prefers it). Shared by the fixed-round search and the budgeted best
 import torch
 
 from ..lotts_ops import defect_map, regions
-from . import _capture, _crop, _local, _preview
+from . import _capture, _crop, _local, _preview, _region_inputs
 from .defect_mask import defect_probability_from_capture
 
 
 class Lineages:
     def __init__(self, counted, counter, vae, verifier, settings, local, prompt, latents, images, scores, labels,
-                 decode, defect_masks):
+                 decode):
         self.counted, self.counter, self.vae, self.verifier = counted, counter, vae, verifier
         self.settings, self.local, self.prompt = settings, local, prompt
-        self.decode, self.defect_masks = decode, defect_masks
+        self.decode = decode
         self.current = latents.clone()  # winners are written into it; sampling's output stays untouched
         self.images = images.clone()
         self.scores = scores.clone()
@@ -35,7 +35,7 @@ class Lineages:
         self.nfe_capture += counter.count - before
         p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
                                                                       local.foreground_weight, True))
-        masks = self.defect_masks(p, local)
+        masks = _region_inputs.masks_for(p, local)
         for lineage in which:
             self.rounds_done[lineage] += 1
         # a lineage whose mask is empty has nothing to re-denoise: it spends no refinement compute

@@ -40,12 +40,17 @@ def candidate_masks(mask, samples, refinements):
     return mask.repeat_interleave(refinements, dim=0).unsqueeze(1)
 
 
+def output_latent(samples):
+    """A copy of a LATENT dict without what sampling consumes: its noise_mask and batch_index and, as core's
+    common_ksampler does, the downscale-ratio keys."""
+    return {k: v for k, v in samples.items()
+            if k not in ("noise_mask", "batch_index", "downscale_ratio_spacial", "downscale_ratio_temporal")}
+
+
 def perturb_latent(samples, mask, refinements):
     """A new LATENT: each candidate repeated k times (candidate-major) with its noise_mask."""
     noise_mask = candidate_masks(mask, samples, refinements)
-    # like core's common_ksampler, the output latent does not carry the input's downscale-ratio keys
-    out = {k: v for k, v in samples.items()
-           if k not in ("noise_mask", "batch_index", "downscale_ratio_spacial", "downscale_ratio_temporal")}
+    out = output_latent(samples)
     out["samples"] = samples["samples"].repeat_interleave(refinements, dim=0)
     out["noise_mask"] = noise_mask
     empty = int((noise_mask.flatten(1).amax(1) == 0).sum())

@@ -21,6 +21,12 @@ def region_inputs():
     }
 
 
+def masks_for(p, local):
+    """The mask a search round re-denoises, from its LocalSettings."""
+    return choose_mask(p, local.mask_mode, local.area_ratio, local.region_threshold, local.region_min_area,
+                       local.region_max_area)
+
+
 def choose_mask(p, mask_mode, area_ratio, region_threshold, region_min_area, region_max_area):
     """The paper's top-r area of the map, or its strongest connected regions (empty where none stands out)."""
     if mask_mode == MASK_MODES[0]:

@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute
-from . import _capture, _counting, _lineages, _model_family, _preview, _pruning, _region_inputs
+from . import _capture, _counting, _lineages, _model_family, _preview, _pruning
 
 
 @dataclass
@@ -47,15 +47,6 @@ class LocalSettings:
     region_max_area: float = 0.3
     crop_padding: int = -1  # >= 0: re-denoise only a crop of the mask's box grown by this many latent cells
     region_selection: bool = False  # per region, the best of the k re-draws, composited (a k+1-th candidate)
-
-
-MASK_MODES = _region_inputs.MASK_MODES
-
-
-def defect_masks(p, local):
-    """The mask a search round re-denoises (see _region_inputs.choose_mask)."""
-    return _region_inputs.choose_mask(p, local.mask_mode, local.area_ratio, local.region_threshold,
-                                      local.region_min_area, local.region_max_area)
 
 
 @dataclass
@@ -127,11 +118,12 @@ def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, pe
         candidates, survivors, early = _pruning.sample_pruned(counted, vae, verifier, repeated, noise, settings, prompt,
                                                               seed, items, per_item, pruning, decode)
         finished_per_item = len(survivors) // items
+        kept = set(survivors)
         pruned = {"at_step": pruning.at_step, "keep": pruning.keep, "sampled": items * per_item,
                   "finished": len(survivors), "early_scores": [round(float(s), 5) for s in early],
                   "full_sample_equivalents": (items * per_item * pruning.at_step
                                               + len(survivors) * (settings.steps - pruning.at_step)) / settings.steps,
-                  "pruned": [labels[i] for i in range(len(labels)) if i not in set(survivors)]}
+                  "pruned": [label for i, label in enumerate(labels) if i not in kept]}
         labels = [labels[i] for i in survivors]
     nfe_sampling = counter.count
     images, scores = decode_and_score(vae, verifier, candidates, prompt)
@@ -157,7 +149,7 @@ def _start(model, vae, verifier, latent, settings, local, prompt, seed, seeds, p
     counted, counter, current, nfe_sampling, images, scores, labels, lineages, pruned = _initial_candidates(
         model, vae, verifier, latent, settings, prompt, seed, seeds, progress, pruning)
     state = _lineages.Lineages(counted, counter, vae, verifier, settings, local, prompt, current, images, scores,
-                               labels, decode, defect_masks)
+                               labels, decode)
     return state, nfe_sampling, lineages, pruned
 
 

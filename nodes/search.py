@@ -161,7 +161,7 @@ class LoTTSSearch:
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
                foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
-               mask_mode=_search.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
+               mask_mode=_region_inputs.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
                crop_padding=-1, region_selection=False, nfe_budget=0, stop_score=1e6, prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
         pruning = _pruning(prune_at_step, prune_keep, steps)
@@ -178,7 +178,7 @@ class LoTTSSearch:
             global_steps=global_steps, rounds=rounds, mask_mode=mask_mode, region_threshold=region_threshold,
             region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding,
             region_selection=region_selection)
-        _search.defect_masks(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
+        _region_inputs.masks_for(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         if nfe_budget:
             passes = 1 if cfg == 1.0 else 2

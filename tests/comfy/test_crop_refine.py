@@ -67,7 +67,7 @@ def test_per_region_selection_composites_the_best_redraw_of_each_region(comfy_en
     with torch.inference_mode():
         image = decode(vae, parent)
         state = pack._lineages.Lineages(counted, counter, vae, MeanBrightness(), settings, None, "x", parent, image,
-                                        MeanBrightness().score(image), ["s0"], decode, None)
+                                        MeanBrightness().score(image), ["s0"], decode)
         latent, composite_image = state._best_per_region(0, mask, redraws, decode(vae, redraws))
         outside = mask == 0
         assert torch.equal(latent[0][:, outside], parent[0][:, outside]) and counter.count == 0
