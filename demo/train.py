@@ -27,7 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 
-from demo import autoencoder, world  # noqa: E402  (pure torch / numpy)
+from demo import autoencoder, world, world3  # noqa: E402  (pure torch / numpy)
+
+WORLDS = {2: world, 3: world3}  # `--world` rebinds the module-level `world` before anything renders
 
 LOG = []
 HIGH_TEMPLATE = "A high-quality image of {p}."
@@ -406,6 +408,7 @@ def save_weights(demo_model, path, unet, text, taesd, opts, steps_done, losses, 
 
 
 def main(argv=None):
+    global world
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "demo" / "weights" / "lotts_demo_world.safetensors"))
     parser.add_argument("--log", default=None, help="JSON log path (default: training_log.json next to --out)")
@@ -441,7 +444,10 @@ def main(argv=None):
                         help="continue from --work-dir (same options; the autoencoder is reused)")
     parser.add_argument("--shuffle-quality", action="store_true",
                         help="negative control: captions' quality words independent of the defects")
+    parser.add_argument("--world", type=int, default=2, choices=sorted(WORLDS),
+                        help="world version: 2 (1-2 flat objects) or 3 (1-6 objects, textured, structural defects)")
     opts = parser.parse_args(argv)
+    world = WORLDS[opts.world]
     torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
     demo_model = import_comfy()
@@ -494,9 +500,10 @@ def main(argv=None):
         "weights": Path(opts.out).name, "file_bytes": size, "total_wall_seconds": round(total, 1),
         "options": vars(opts), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "world": {"version": world.WORLD_VERSION, "variant": opts.variant, "resolution": world.RESOLUTION,
-                  "sites_per_image": list(world.SITES_PER_IMAGE), "site_defect_probability": world.SITE_DEFECT_PROBABILITY,
-                  "site_sizes": list(world.SITE_SIZES), "low_word": [world.LOW_WORD_BASE, world.LOW_WORD_PER_DEFECT,
-                                                                    world.LOW_WORD_CAP],
+                  **{k.lower(): getattr(world, k) for k in ("SITES_PER_IMAGE", "SITE_SIZES", "OBJECT_COUNTS",
+                                                            "BACKGROUND_SITES", "OBJECT_RADIUS") if hasattr(world, k)},
+                  "site_defect_probability": world.SITE_DEFECT_PROBABILITY,
+                  "low_word": [world.LOW_WORD_BASE, world.LOW_WORD_PER_DEFECT, world.LOW_WORD_CAP],
                   "caption_neutral": world.CAPTION_NEUTRAL, "defect_kinds": list(world.DEFECT_KINDS),
                   "mask_threshold": world.MASK_THRESHOLD,
                   "high_quality_captions": list(world.HIGH_QUALITY_CAPTIONS),
