@@ -1,6 +1,6 @@
 """A self-contained HTML report of one demo run (output/demo/report.html): what was found and what was fixed.
 
-Reads the files the demo workflow saved (originals, heatmaps, masks, the scored candidate grid, the chosen
+Reads the files the demo workflow saved (originals, the Defect Mask node's defect maps, masks, the scored candidate grid, the chosen
 image, the select node's scores) and the benchmark's measured LoTTS-versus-Best-of-N figures
 (bench/results/summary.json). Images are embedded as data URIs, so the file can be mailed or opened offline.
 
@@ -15,8 +15,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIXES = (("original", "1. Candidates from three seeds", "A plain KSampler, 20 euler steps, cfg 5."),
-            ("heatmap", "2. Where the low-quality prompt explains the image better",
-             "The capture's defect signal (red = more), at latent resolution."),
+            ("defectmap", "2. The defect map the mask is made from",
+             "The Defect Mask node's own map P (white = more defect evidence), {signal}; the mask below is its "
+             "top {area} of the area, refined."),
             ("mask", "3. Where LoTTS re-denoises", "The defect mask (white) after refinement."),
             ("candidates", "4. Originals and refinements, scored by the verifier",
              "Each candidate's score (higher is better); the chosen one is framed."),
@@ -65,8 +66,26 @@ def _compute_section(summary):
     return text + "</p>"
 
 
-def build(folder):
+SIGNAL_WORDS = {
+    "noise difference": "signal 'noise difference': |eps_low - eps_high|, where the model's predicted noise under the "
+                        "low- and high-quality prompts differs",
+    "attention": "signal 'attention': the paper's cross-attention contrast, low- minus high-quality prompt",
+    "attention + noise difference": "signal 'attention + noise difference': the mean of both maps",
+}
+
+
+def mask_settings(graph):
+    """(signal, area ratio) of the graph's LoTTS Defect Mask node, for the report's captions."""
+    for node in (graph or {}).values():
+        if node.get("class_type") == "LoTTSDefectMask":
+            return node["inputs"].get("signal", "attention"), node["inputs"].get("area_ratio", 0.5)
+    return None, None
+
+
+def build(folder, graph=None):
+    """The report of the outputs in `folder`; `graph` (the API graph that made them) names the mask's signal."""
     folder = Path(folder)
+    signal, area = mask_settings(graph)
     summary_path = REPO / "bench" / "results" / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>LoTTS demo report</title><style>",
@@ -76,13 +95,15 @@ def build(folder):
              "</style></head><body>",
              "<h1>LoTTS demo: localized test-time scaling on the synthetic quality world</h1>",
              "<p class='note'>The demo model is a 4 M-parameter text-to-image model in ComfyUI's SD1.5 architecture "
-             "trained on a synthetic world of shapes with planted local defects (bites, spurs, stains, stray blobs, "
-             "wrong-colour patches); it is an instrument, not a general image model.</p>"]
+             "trained on a synthetic world of shapes with planted local defects; it is an instrument, not a general "
+             "image model.</p>"]
     for kind, title, note in PREFIXES:
         files = _images(folder, kind)
         if not files:
             continue
         css = "wide" if kind == "candidates" else "row"
+        note = note.format(signal=SIGNAL_WORDS.get(signal, f"signal {signal!r}" if signal else "signal as set"),
+                           area="r" if area is None else f"{area:.0%}")
         parts.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p><div class='{css}'>")
         parts += [f"<img src='{_data_uri(f)}' alt='{html.escape(f.name)}'>" for f in files]
         parts.append("</div>")
@@ -98,4 +119,5 @@ def build(folder):
 
 
 if __name__ == "__main__":
-    print(build(sys.argv[1] if len(sys.argv) > 1 else REPO / "output" / "demo"))
+    graph_path = REPO / "workflows" / "api" / "lotts_demo_pipeline.json"
+    print(build(sys.argv[1] if len(sys.argv) > 1 else REPO / "output" / "demo", json.loads(graph_path.read_text())))

@@ -46,7 +46,7 @@ def main():
             written.append(str(out / f"node{node_id}_report.json"))
     import demo_report  # scripts/ itself
 
-    written.append(str(demo_report.build(out)))
+    written.append(str(demo_report.build(out, prompt)))
     print(f"done in {time.time() - started:.1f}s; {len(written)} files:")
     for path in written:
         print("  ", path)

@@ -167,8 +167,8 @@ def test_demo_workflows_run_on_tiny_models(comfy_server):
         for image in output.get("images", []):
             saved.setdefault(image["filename"].rsplit("_", 2)[0], []).append(image)
     counts = {stage: len(saved.get(f"demo_pipeline_{stage}", [])) for stage in
-              ("original", "heatmap", "mask", "candidates", "chosen")}
-    assert counts == {"original": 3, "heatmap": 3, "mask": 3, "candidates": 1, "chosen": 1}
+              ("original", "defectmap", "mask", "candidates", "chosen")}
+    assert counts == {"original": 3, "defectmap": 3, "mask": 3, "candidates": 1, "chosen": 1}
     scores = json.loads(pipeline["outputs"]["23"]["text"][0])
     assert len(scores["scores"]) == 3 + 3 * 2  # 3 originals + k = 2 refinements each
     versus = overrides.set_budget(on_tiny_models(api_graph("lotts_vs_best_of_n_demo"), "sd15"), 3)
@@ -190,7 +190,7 @@ def test_demo_pipeline_executes_end_to_end(comfy_server, object_info, tmp_path):
         pytest.skip(f"demo weights {weights.relative_to(harness.REPO)} not built yet (python -m demo.train)")
     result = ComfyClient(comfy_server.url).run(graph, output_dir=str(tmp_path), timeout=300)
     saved = {f.subfolder + "/" + f.filename.rsplit("_", 2)[0] for f in result.files if f.type == "output"}
-    for stage in ("original", "heatmap", "mask", "candidates", "chosen"):
+    for stage in ("original", "defectmap", "mask", "candidates", "chosen"):
         assert f"LoTTS/demo_pipeline_{stage}" in saved, saved
     for f in result.files:
         assert (comfy_server.base_dir / "output" / f.subfolder / f.filename).is_file()
