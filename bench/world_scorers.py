@@ -183,11 +183,12 @@ class SegmenterNet(nn.Module):
 
 
 # -- training ----------------------------------------------------------------------------------------
-def augment(x, masks, gen):
+def augment(x, masks, gen, labels=None):
     """Flips and generic lossy-decoder degradations (resampling blur, smooth sub-pixel warps, blur, low-frequency
     colour drift, noise) on normalised (B, 3, H, W) inputs; masks (B, H, W) follow flips and warps. Generated
     images pass through a small autoencoder, which softens and slightly warps every shape: the judges must see
-    such images as clean unless a defect is present."""
+    such images as clean unless a defect is present. `labels` (B, H, W) integer class maps, when given, follow the
+    flips and warps too (nearest) and come back as a third value."""
     b, _, h, w = x.shape
 
     def chance(p):
@@ -200,6 +201,9 @@ def augment(x, masks, gen):
     if masks is not None:
         masks = torch.where(flip_h[:, None, None], masks.flip(-1), masks)
         masks = torch.where(flip_v[:, None, None], masks.flip(-2), masks)
+    if labels is not None:
+        labels = torch.where(flip_h[:, None, None], labels.flip(-1), labels)
+        labels = torch.where(flip_v[:, None, None], labels.flip(-2), labels).clone()
     x = x.clone()
     warp = chance(0.25)
     if len(warp):  # smooth random displacement, up to ~3 px
@@ -213,6 +217,9 @@ def augment(x, masks, gen):
             masks = masks.clone()
             masks[warp] = F.grid_sample(masks[warp][:, None], grid, mode="bilinear", padding_mode="border",
                                         align_corners=True)[:, 0]
+        if labels is not None:
+            labels[warp] = F.grid_sample(labels[warp][:, None].float(), grid, mode="nearest", padding_mode="border",
+                                         align_corners=True)[:, 0].to(labels.dtype)
     low = chance(0.2)
     for i in low.tolist():  # resampling through a lower resolution
         f = 1.5 + 2.0 * float(torch.rand(1, generator=gen))
@@ -237,7 +244,7 @@ def augment(x, masks, gen):
             x[noisy].shape, generator=gen)
     if masks is not None:
         masks = (masks > 0.5).float()
-    return x, masks
+    return (x, masks) if labels is None else (x, masks, labels)
 
 
 def train_net(net, images, targets, pixel_targets, epochs, batch, lr, seed, label, paired=False, alternates=None):

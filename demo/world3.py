@@ -334,6 +334,7 @@ def sample(index, split="train", n_objects=None, with_defect=None, variant="inde
 
     Returns dict(image, clean uint8 HxWx3, defect_mask bool HxW, has_defect, n_defects, n_objects,
     sites [dict(box (x0, y0, w, h) px, defective, kind, target ("object", i) or ("background", j), mask)],
+    object_ids int8 HxW (the object drawn at a pixel, -1 for the background),
     objects [dict(shape, colour, centre, radius, rotation)], background, texture, prompt, caption, defect_kinds).
     """
     rng = _rng(split, index)
@@ -388,11 +389,14 @@ def sample(index, split="train", n_objects=None, with_defect=None, variant="inde
         sites.append(site)
     image = before
     mask = _changed(image, clean)
+    object_ids = np.full(clean.shape[:2], -1, np.int8)  # which object covers a pixel (as drawn, defects included)
+    for i, m in enumerate(masks):
+        object_ids[_downsample(m[..., None])[..., 0] > 0.5] = i
     n_defects = sum(s["defective"] for s in sites)
     prompt = _prompt(objects, texture, tone)
     caption = quality_caption(prompt, n_defects, _rng(split, index, stream=2))
     return {"image": image, "clean": clean, "defect_mask": mask, "has_defect": bool(mask.any()), "n_defects": n_defects,
-            "n_objects": n, "sites": sites, "defect_kinds": kinds, "prompt": prompt, "caption": caption,
+            "n_objects": n, "sites": sites, "object_ids": object_ids, "defect_kinds": kinds, "prompt": prompt, "caption": caption,
             "objects": objects, "texture": texture, "tone": tone, "background": f"a {texture} {tone} background",
             "palette": [BACKGROUND_TONES[tone][0], BACKGROUND_TONES[tone][1]] + [COLOURS[o["colour"]] for o in objects]}
 

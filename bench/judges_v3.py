@@ -1,0 +1,395 @@
+"""The judges of world v3 (demo/world3.py): a prompt-aware selecting verifier and two held-out judges.
+
+1. SELECTING VERIFIER (the stand-in for ImageReward, HPS, PickScore: it reads the prompt). One net, two parts: a
+   defect part (strided CNN, local defect logits, log-sum-exp pooled, as v2's verifier) and a content part (the same
+   features, mean- and max-pooled, predict how many objects of each (colour, shape) pair the image shows, 0-6, and
+   the background's texture and tone). Its score for (image, prompt) is one number,
+       log p(clean | image) + log p(the prompt's counts and background | image),
+   the log-probability that the image is clean AND shows what the prompt asks for. Changing a shape, dropping an
+   object or adding one lowers it as surely as a defect does. Trained on split "train" from VERIFIER_FIRST on
+   (the demo model never sees those indices), clean/defective pairs of one scene (Bradley-Terry, as reward
+   models train) and content labels. `prompt_blind()` gives the defect part alone: the ablation row.
+2. HELD-OUT SEGMENTER (v2's design, bench/world_scorers.SegmenterNet): per-pixel defect probability, trained on
+   split "calib" from SEGMENTER_FIRST on with ground-truth masks. Reports the defective-area fraction.
+3. HELD-OUT ADHERENCE CHECKER, of another design than the verifier's content part: a per-pixel parser (colour
+   class and shape class of every pixel, dilated context net) whose object list comes from connected components
+   (majority colour and shape per component), plus a background head. Counting is by components, not by a
+   learned regression. Trained on split "train" from PARSER_FIRST on.
+Nothing here sees diffusion-model outputs; all three train with round trips through small autoencoders of the
+demo VAE's design and v2's augmentations, so autoencoder softening is not taken for a defect or another shape.
+The held-out judges never select and never choose a setting.
+
+    .host/venv/bin/python bench/judges_v3.py --retrain   # about 15 minutes on one core
+    .host/venv/bin/python bench/judges_v3.py             # held-out figures on split "test"
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+for path in (str(BENCH), str(REPO)):
+    if path not in sys.path:
+        sys.path.append(path)
+
+import world_scorers as ws  # noqa: E402  (v2's nets, augmentation, autoencoder family, save/load)
+
+from demo import world3  # noqa: E402
+
+WEIGHTS = REPO / "bench" / "weights" / "judges_v3.safetensors"
+FORMAT = "lotts_bench_judges_v3/1"
+VERIFIER_FIRST, SEGMENTER_FIRST, PARSER_FIRST = 60_000, 100_000, 80_000
+TEST_FIRST = 30_000  # split "test" indices the benchmarks never use for prompts
+COLOURS, SHAPES = list(world3.COLOURS), list(world3.SHAPES)
+PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
+MAX_COUNT = max(world3.OBJECT_COUNTS)
+TEXTURES, TONES = list(world3.TEXTURES), list(world3.BACKGROUND_TONES)
+MIN_COMPONENT = 25  # pixels: a parsed object smaller than this is noise
+
+
+# -- labels ------------------------------------------------------------------------------------------------
+def content_targets(prompt):
+    """(pair counts (len(PAIRS),) int, texture index, tone index) of a prompt as world3 writes it."""
+    objects, background = world3.parse_prompt(prompt)
+    counts = np.zeros(len(PAIRS), np.int64)
+    for pair in objects:
+        counts[PAIRS.index(tuple(pair))] += 1
+    words = background.split()  # "a {texture} {tone} background"
+    return counts, TEXTURES.index(words[1]), TONES.index(words[2])
+
+
+def pixel_classes(sample):
+    """(colour class, shape class) per pixel: 0 = background, else 1 + index."""
+    colour, shape = np.zeros(sample["object_ids"].shape, np.int64), np.zeros(sample["object_ids"].shape, np.int64)
+    for i, o in enumerate(sample["objects"]):
+        where = sample["object_ids"] == i
+        colour[where], shape[where] = 1 + COLOURS.index(o["colour"]), 1 + SHAPES.index(o["shape"])
+    return colour, shape
+
+
+def render(split, first, count, paired=False):
+    images, masks, flags, prompts, colour, shape = [], [], [], [], [], []
+    for i in range(first, first + (count // 2 if paired else count)):
+        for forced in ((False, True) if paired else (None,)):
+            s = world3.sample(i, split, with_defect=forced)
+            images.append(s["image"])
+            masks.append(s["defect_mask"])
+            flags.append(s["has_defect"])
+            prompts.append(s["prompt"])
+            c, h = pixel_classes(s)
+            colour.append(c)
+            shape.append(h)
+    return {"images": np.stack(images), "masks": np.stack(masks), "flags": np.array(flags), "prompts": prompts,
+            "colour": np.stack(colour), "shape": np.stack(shape)}
+
+
+# -- nets -------------------------------------------------------------------------------------------------
+class PromptVerifierNet(nn.Module):
+    def __init__(self, width=(16, 32, 64), pool_sharpness=4.0):
+        super().__init__()
+        a, b, c = width
+        self.features = nn.Sequential(ws._conv(3, a, 2), ws._conv(a, b, 2), ws._conv(b, b), ws._conv(b, c, 2),
+                                      ws._conv(c, c), ws._conv(c, c, dilation=2))
+        self.defect_head = nn.Conv2d(c, 1, 1)
+        self.content = nn.Sequential(nn.Linear(2 * c, 128), nn.ReLU(inplace=True))
+        self.count_head = nn.Linear(128, len(PAIRS) * (MAX_COUNT + 1))
+        self.background_head = nn.Linear(128, len(TEXTURES) + len(TONES))
+        self.r = pool_sharpness
+
+    def forward(self, x):
+        f = self.features(x)
+        m = self.defect_head(f)[:, 0].flatten(1)
+        defect = (torch.logsumexp(self.r * m, dim=1) - math.log(m.shape[1])) / self.r
+        h = self.content(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1))
+        counts = self.count_head(h).reshape(-1, len(PAIRS), MAX_COUNT + 1)
+        bg = self.background_head(h)
+        return defect, counts, bg[:, :len(TEXTURES)], bg[:, len(TEXTURES):]
+
+
+class ParserNet(nn.Module):
+    """Per-pixel colour and shape classes at full resolution (dilated context at 1/2), background from pooling."""
+
+    def __init__(self, width=(24, 48)):
+        super().__init__()
+        a, b = width
+        self.stem = nn.Sequential(ws._conv(3, a), ws._conv(a, a))
+        self.down = ws._conv(a, b, 2)
+        self.context = nn.Sequential(*[ws._conv(b, b, dilation=d) for d in (1, 2, 4, 8)])
+        self.fuse = nn.Sequential(ws._conv(a + b, a, kernel=1), ws._conv(a, a))
+        self.colour = nn.Conv2d(a, 1 + len(COLOURS), 1)
+        self.shape = nn.Conv2d(a, 1 + len(SHAPES), 1)
+        self.background = nn.Linear(b, len(TEXTURES) + len(TONES))
+
+    def forward(self, x):
+        s = self.stem(x)
+        c = self.context(self.down(s))
+        y = self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
+        bg = self.background(c.mean(dim=(2, 3)))
+        return self.colour(y), self.shape(y), bg[:, :len(TEXTURES)], bg[:, len(TEXTURES):]
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def _batches(n, batch, gen, paired):
+    if paired:
+        order = (torch.randperm(n // 2, generator=gen)[:, None] * 2 + torch.arange(2)).reshape(-1)
+    else:
+        order = torch.randperm(n, generator=gen)
+    return [order[s:s + batch].numpy() for s in range(0, n - batch + 1, batch)]
+
+
+def train(net, data, alternates, epochs, batch, lr, seed, label, step_loss):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    n = len(data["images"])
+    steps = epochs * (n // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    net.train()
+    losses, t0 = [], time.time()
+    for epoch in range(epochs):
+        for idx in _batches(n, batch, gen, label == "verifier"):
+            use = (torch.rand(len(idx), generator=gen) < ws.ALTERNATE_P).numpy()
+            images = np.where(use[:, None, None, None], alternates[idx], data["images"][idx])
+            labels = torch.from_numpy(data["colour"][idx] * 16 + data["shape"][idx])
+            x, _, labels = ws.augment(ws.to_input(images), None, gen, labels=labels)
+            loss = step_loss(net, x, idx, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        print(json.dumps({"net": label, "epoch": epoch, "loss": round(float(np.mean(losses[-(n // batch):])), 4),
+                          "seconds": round(time.time() - t0, 1)}), flush=True)
+    net.eval()
+    return {"epochs": epochs, "batch": batch, "lr": lr, "seed": seed, "steps": steps,
+            "final_loss": round(float(np.mean(losses[-(n // batch):])), 4), "seconds": round(time.time() - t0, 1)}
+
+
+def verifier_loss(data):
+    targets = [content_targets(p) for p in data["prompts"]]
+    counts = torch.from_numpy(np.stack([t[0] for t in targets]))
+    texture = torch.tensor([t[1] for t in targets])
+    tone = torch.tensor([t[2] for t in targets])
+    flags = torch.from_numpy(data["flags"]).float()
+
+    def step(net, x, idx, _labels):
+        defect, count_logits, tex, ton = net(x)
+        y = flags[idx]
+        loss = F.binary_cross_entropy_with_logits(defect, y)
+        gap = (defect[1::2] - defect[0::2]) * (y[1::2] - y[0::2])  # Bradley-Terry on each (clean, defective) pair
+        keep = (y[1::2] != y[0::2]).float()
+        loss = loss + (F.softplus(-gap) * keep).sum() / keep.sum().clamp_min(1)
+        loss = loss + F.cross_entropy(count_logits.reshape(-1, MAX_COUNT + 1), counts[idx].reshape(-1)) * 3
+        return loss + F.cross_entropy(tex, texture[idx]) + F.cross_entropy(ton, tone[idx])
+
+    return step
+
+
+def parser_loss(data):
+    targets = [content_targets(p) for p in data["prompts"]]
+    texture = torch.tensor([t[1] for t in targets])
+    tone = torch.tensor([t[2] for t in targets])
+    weight = torch.tensor([0.3] + [1.0] * len(COLOURS))
+
+    def step(net, x, idx, labels):
+        colour_logits, shape_logits, tex, ton = net(x)
+        loss = F.cross_entropy(colour_logits, labels // 16, weight=weight)
+        loss = loss + F.cross_entropy(shape_logits, labels % 16, weight=weight[:1 + len(SHAPES)])
+        return loss + F.cross_entropy(tex, texture[idx]) + F.cross_entropy(ton, tone[idx])
+
+    return step
+
+
+# -- inference --------------------------------------------------------------------------------------------
+def _as_uint8(images):
+    if isinstance(images, np.ndarray):
+        return images
+    return (images[..., :3].clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+class Judges:
+    def __init__(self, verifier_net, segmenter_net, parser_net, info):
+        self.verifier_net, self.segmenter_net, self.parser_net = verifier_net.eval(), segmenter_net.eval(), parser_net.eval()
+        self.info = info
+
+    @torch.inference_mode()
+    def verifier_parts(self, images, prompts):
+        """(log p(clean), log p(prompt content)) per image, each (B,)."""
+        x = ws.to_input(_as_uint8(images))
+        defect, count_logits, tex, ton = self.verifier_net(x)
+        targets = [content_targets(p) for p in prompts]
+        counts = torch.from_numpy(np.stack([t[0] for t in targets]))
+        log_counts = count_logits.log_softmax(-1).gather(-1, counts[..., None])[..., 0].sum(-1)
+        log_bg = (tex.log_softmax(-1)[torch.arange(len(prompts)), torch.tensor([t[1] for t in targets])]
+                  + ton.log_softmax(-1)[torch.arange(len(prompts)), torch.tensor([t[2] for t in targets])])
+        return -F.softplus(defect), log_counts + log_bg
+
+    def score(self, images, prompts):
+        clean, content = self.verifier_parts(images, prompts)
+        return clean + content
+
+    @torch.inference_mode()
+    def prompt_blind_score(self, images):
+        return -self.verifier_net(ws.to_input(_as_uint8(images)))[0]
+
+    @torch.inference_mode()
+    def defect_probability_maps(self, images):
+        """The held-out segmenter's per-pixel defect probability, (B, H, W)."""
+        return torch.sigmoid(self.segmenter_net(ws.to_input(_as_uint8(images))))
+
+    def defect_area(self, images):
+        return (self.defect_probability_maps(images) > ws.AREA_THRESHOLD).float().mean(dim=(1, 2)).numpy()
+
+    def segmenter_defective(self, images):
+        return ws.spots_defective(self.defect_probability_maps(images).numpy() > ws.AREA_THRESHOLD)
+
+    defective = segmenter_defective  # the name v2's instrument code calls
+
+    @torch.inference_mode()
+    def parse(self, images):
+        """Per image: (objects [(colour, shape)] left to right, background phrase)."""
+        from scipy import ndimage
+
+        colour_logits, shape_logits, tex, ton = self.parser_net(ws.to_input(_as_uint8(images)))
+        colour, shape = colour_logits.argmax(1).numpy(), shape_logits.argmax(1).numpy()
+        out = []
+        for b in range(colour.shape[0]):
+            components, n = ndimage.label(colour[b] > 0)
+            objects = []
+            for k in range(1, n + 1):
+                where = components == k
+                if where.sum() < MIN_COMPONENT:
+                    continue
+                c = np.bincount(colour[b][where], minlength=1 + len(COLOURS))[1:].argmax()
+                s = np.bincount(shape[b][where], minlength=1 + len(SHAPES))[1:].argmax()
+                objects.append((float(np.nonzero(where)[1].mean()), COLOURS[c], SHAPES[s]))
+            objects.sort()
+            out.append(([(c, s) for _, c, s in objects],
+                        f"a {TEXTURES[int(tex[b].argmax())]} {TONES[int(ton[b].argmax())]} background"))
+        return out
+
+    def adherence(self, images, prompts):
+        """Per image: dict(colours present share, objects right, count right, background right, right (all))."""
+        rows = []
+        for (seen, bg), prompt in zip(self.parse(images), prompts, strict=True):
+            asked, asked_bg = world3.parse_prompt(prompt)
+            colours = {c for c, _ in asked}
+            seen_colours = {c for c, _ in seen}
+            objects_right = sorted(seen) == sorted(asked)
+            rows.append({"colours_present": len(colours & seen_colours) / len(colours),
+                         "objects_right": objects_right, "count_right": len(seen) == len(asked),
+                         "background_right": bg == asked_bg, "right": objects_right and bg == asked_bg})
+        return rows
+
+    def verifier(self, base_class=None, prompt_aware=True):
+        """The selecting verifier as a LOTTS_VERIFIER object (higher is better)."""
+        if base_class is None:
+            from lotts_ops.verifiers.base import Verifier as base_class
+        judges = self
+
+        class WorldVerifierV3(base_class):
+            name = ("world v3 verifier (log p(clean) + log p(prompt | image))" if prompt_aware
+                    else "world v3 verifier, prompt-blind ablation (-logit p(defect))")
+            uses_prompt = prompt_aware
+            batch_relative = False
+
+            def _score(self, images, prompts):
+                if prompt_aware:
+                    return judges.score(images, prompts)
+                return judges.prompt_blind_score(images)
+
+        return WorldVerifierV3()
+
+
+def save(path, judges):
+    ws.save_nets(path, {"verifier.": judges.verifier_net, "segmenter.": judges.segmenter_net,
+                        "parser.": judges.parser_net}, judges.info, FORMAT)
+
+
+def load(path=WEIGHTS):
+    nets = {"verifier.": PromptVerifierNet(), "segmenter.": ws.SegmenterNet(), "parser.": ParserNet()}
+    info = ws.load_nets(path, nets, FORMAT)
+    return Judges(nets["verifier."], nets["segmenter."], nets["parser."], info)
+
+
+# -- retraining and held-out figures ---------------------------------------------------------------------------
+def retrain(path=WEIGHTS, scale=1.0):
+    torch.set_num_threads(1)
+    n = lambda count: max(64, int(count * scale))  # noqa: E731
+    t0 = time.time()
+    vdata = render("train", VERIFIER_FIRST, n(4000), paired=True)
+    sdata = render("calib", SEGMENTER_FIRST, n(2400))
+    pdata = render("train", PARSER_FIRST, n(3000))
+    autoencoders = ws.train_lossy_autoencoders(vdata["images"][: n(2000)])
+    info = {"world_version": world3.WORLD_VERSION, "render_seconds": round(time.time() - t0, 1)}
+    verifier = PromptVerifierNet()
+    info["verifier"] = train(verifier, vdata, ws.autoencoder_versions(vdata["images"], autoencoders, 11),
+                             max(1, int(16 * min(1.0, scale * 4))), 32, 3e-3, 1, "verifier", verifier_loss(vdata))
+    segmenter = ws.SegmenterNet()
+    info["segmenter"] = ws.train_net(segmenter, sdata["images"], sdata["masks"].astype(np.float32), True,
+                                     max(1, int(ws.EPOCHS["segmenter"] * min(1.0, scale * 4))), 32, 3e-3, 2,
+                                     "segmenter", alternates=ws.autoencoder_versions(sdata["images"], autoencoders, 12))
+    parser = ParserNet()
+    info["parser"] = train(parser, pdata, ws.autoencoder_versions(pdata["images"], autoencoders, 13),
+                           max(1, int(10 * min(1.0, scale * 4))), 16, 3e-3, 3, "parser", parser_loss(pdata))
+    info["seconds"] = round(time.time() - t0, 1)
+    judges = Judges(verifier, segmenter, parser, info)
+    save(path, judges)
+    return judges
+
+
+def evaluate(judges, count=600, first=TEST_FIRST):
+    """Held-out figures on split "test" renders: the verifier's defect and content parts, the segmenter, the parser;
+    per complexity for the parser (right count, objects right)."""
+    data = render("test", first, count)
+    flags = data["flags"]
+    clean, content = judges.verifier_parts(data["images"], data["prompts"])
+    shuffled = data["prompts"][1:] + data["prompts"][:1]  # another scene's prompt
+    _, content_wrong = judges.verifier_parts(data["images"], shuffled)
+    rows = judges.adherence(data["images"], data["prompts"])
+    wrong_rows = judges.adherence(data["images"], shuffled)
+    by_n = {}
+    for r, prompt in zip(rows, data["prompts"], strict=True):
+        by_n.setdefault(len(world3.parse_prompt(prompt)[0]), []).append(r)
+    return {
+        "images": count,
+        "verifier_defect_auroc": round(ws.auroc(-clean.numpy(), flags), 4),
+        "verifier_prefers_own_prompt": round(float((content > content_wrong).float().mean()), 4),
+        "segmenter_image_auroc": round(ws.auroc(judges.defect_area(data["images"]), flags), 4),
+        "segmenter_false_positive_clean_renders": round(float(judges.segmenter_defective(data["images"])[~flags].mean()), 4),
+        "parser_right": round(float(np.mean([r["right"] for r in rows])), 4),
+        "parser_right_other_prompt": round(float(np.mean([r["right"] for r in wrong_rows])), 4),
+        "parser_by_objects": {str(k): {"count_right": round(float(np.mean([r["count_right"] for r in v])), 3),
+                                       "objects_right": round(float(np.mean([r["objects_right"] for r in v])), 3),
+                                       "images": len(v)} for k, v in sorted(by_n.items())},
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--scale", type=float, default=1.0, help="data and epochs scale (smoke runs)")
+    parser.add_argument("--weights", default=str(WEIGHTS))
+    parser.add_argument("--count", type=int, default=600, help="held-out test renders to evaluate")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "judges_v3.json"))
+    opts = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    judges = retrain(opts.weights, opts.scale) if opts.retrain else load(opts.weights)
+    result = {"weights": Path(opts.weights).name, "training": judges.info,
+              "heldout": evaluate(judges, opts.count)}
+    Path(opts.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["heldout"], indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
