@@ -19,7 +19,7 @@ import torch
 from comfy.ldm.modules.attention import optimized_attention
 
 from ..lotts_ops import attention_maps, defect_map
-from . import _model_family, _preview
+from . import _counting, _model_family, _preview
 
 COND_NAMES = ("orig", "high", "low")
 
@@ -125,26 +125,41 @@ class AttentionRecorder:
 
     # -- FLUX joint attention ---------------------------------------------------------------------
     def flux_override(self, previous):
+        """The attention override that records FLUX joint attention, chained to any override already there. When
+        that one has a `container_function` (a backend that consumes ComfyUI's AttentionTensorContainer, e.g. int8
+        attention), ours has one too, so the host keeps handing containers to that backend: we only peek."""
         def override(func, q, k, v, heads, *args, transformer_options=None, **kwargs):
             call = previous if previous else (lambda f, *a, **kw: f(*a, **kw))
             out = call(func, q, k, v, heads, *args, transformer_options=transformer_options, **kwargs)
-            opts = transformer_options or {}
-            layer = (opts.get("block_type"), opts.get("block_index"))
-            # newer hosts say where the image tokens start ("img_slice"); else text first, as FLUX.1 orders them
-            n_txt = opts["img_slice"][0] if opts.get("img_slice") else self.n_txt
-            if layer[0] is None or n_txt is None or not kwargs.get("skip_reshape") or q.ndim != 4:
-                return out
-            n_img = self.flux_image_tokens(q.shape[2] - n_txt, layer)
-            if n_img is None or not self.wants(layer, n_img):
-                return out
-            cond_or_uncond = opts.get("cond_or_uncond", [0])
-            weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device)
-            q_img, k_img = q[:, :, n_txt:n_txt + n_img], k[:, :, n_txt:n_txt + n_img]
-            ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
-            grid = attention_maps.grid_shape(n_img, *self.latent_hw)
-            self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
+            self.observe_joint(q, k, transformer_options, kwargs)
             return out
+
+        if previous is not None and getattr(previous, "container_function", None) is not None:
+            def container_function(q, k, v, *args, transformer_options=None, **kwargs):
+                q_tensor, k_tensor = q.peek(), k.peek()  # before the backend takes them
+                out = previous.container_function(q, k, v, *args, transformer_options=transformer_options, **kwargs)
+                self.observe_joint(q_tensor, k_tensor, transformer_options, kwargs)
+                return out
+
+            override.container_function = container_function
         return override
+
+    def observe_joint(self, q, k, transformer_options, kwargs):
+        opts = transformer_options or {}
+        layer = (opts.get("block_type"), opts.get("block_index"))
+        # newer hosts say where the image tokens start ("img_slice"); else text first, as FLUX.1 orders them
+        n_txt = opts["img_slice"][0] if opts.get("img_slice") else self.n_txt
+        if layer[0] is None or n_txt is None or not kwargs.get("skip_reshape") or q.ndim != 4:
+            return
+        n_img = self.flux_image_tokens(q.shape[2] - n_txt, layer)
+        if n_img is None or not self.wants(layer, n_img):
+            return
+        cond_or_uncond = opts.get("cond_or_uncond", [0])
+        weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device)
+        q_img, k_img = q[:, :, n_txt:n_txt + n_img], k[:, :, n_txt:n_txt + n_img]
+        ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
+        grid = attention_maps.grid_shape(n_img, *self.latent_hw)
+        self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
 
     def flux_image_tokens(self, n_after_text, layer):
         """The candidate's own image tokens among those after the text: (H/2) x (W/2) of the latent. Reference
@@ -158,7 +173,11 @@ class AttentionRecorder:
                             expected)
         return None
 
-    def flux_wrapper(self, previous):
+    def flux_apply_model_wrapper(self, executor, x, t, c_concat=None, c_crossattn=None, *args, **kwargs):
+        self.n_txt = c_crossattn.shape[1]
+        return executor(x, t, c_concat, c_crossattn, *args, **kwargs)
+
+    def flux_wrapper(self, previous):  # hosts without APPLY_MODEL wrappers: the single model-function slot
         def wrapper(apply_model, args):
             self.n_txt = args["c"]["c_crossattn"].shape[1]
             if previous:
@@ -189,7 +208,8 @@ def patched_clone(model, recorder):
     else:
         transformer_options["optimized_attention_override"] = recorder.flux_override(
             transformer_options.get("optimized_attention_override"))
-        patched.set_model_unet_function_wrapper(recorder.flux_wrapper(options.get("model_function_wrapper")))
+        if not _counting.add_apply_model_wrapper(patched, "lotts_capture", recorder.flux_apply_model_wrapper):
+            patched.set_model_unet_function_wrapper(recorder.flux_wrapper(options.get("model_function_wrapper")))
     return patched
 
 

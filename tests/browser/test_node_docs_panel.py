@@ -25,6 +25,8 @@ OPEN_HELP = """(async () => {
                                                ("LoTTSDefectMask", "area_ratio 0.5 (the paper)")])
 def test_node_docs_panel_shows_the_packs_page(ui_server, tmp_path, node_id, expected):
     ui_server.post("/settings/Comfy.TutorialCompleted", True)
+    # front end 1.49 (host 0.33) opens a redesigned node library by default; its help panel is the classic one's
+    ui_server.post("/settings/Comfy.NodeLibrary.NewDesign", False)
     with Browser(width=1600, height=1000) as browser:
         browser.open(ui_server.url + "/", timeout=120)
         browser.wait_for(f"window.app && window.app.graph && window.LiteGraph && "

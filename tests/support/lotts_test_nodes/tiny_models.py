@@ -6,8 +6,10 @@ only with small widths. ComfyUI's layers skip weight init, so weights are filled
 generator (fan-in scaled normals, unit norms, zero biases) to keep every run identical.
 """
 
+import dataclasses
 import math
 
+import comfy.ldm.flux.model
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
@@ -28,6 +30,10 @@ _UNET_COMMON = {
 _CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
               "projection_dim": 32}
 
+# newer hosts (0.33) require FluxParams.txt_ids_dims (text position axes; none for FLUX.1), 0.3.75 rejects it
+_FLUX_EXTRA = ({"txt_ids_dims": []} if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+               else {})
+
 FAMILY_SPECS = {
     "sd15": dict(config_class=comfy.supported_models.SD15,
                  unet={**_UNET_COMMON, "model_channels": 32, "context_dim": 32, "adm_in_channels": None,
@@ -47,7 +53,7 @@ FAMILY_SPECS = {
                  unet={"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 16,
                        "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 4, "depth": 2,
                        "depth_single_blocks": 2, "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2,
-                       "qkv_bias": True, "guidance_embed": True},
+                       "qkv_bias": True, "guidance_embed": True, **_FLUX_EXTRA},
                  clip_options={"clip_l_model_config": {**_CLIP_TINY, "hidden_size": 16, "projection_dim": 16},
                                "t5xxl_model_config": {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4,
                                                       "num_layers": 2}},

@@ -1,0 +1,142 @@
+"""Tables of the world v3 measurements (world3_gates.json, world3_bench.json) and their keys in summary.json.
+
+    .host/venv/bin/python bench/world3_report.py [--gates world3_gates.json] [--bench world3_bench.json]
+        [--out world3.md] [--summary summary.json]   (--summary '' leaves summary.json alone)
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from common import RESULTS, fmt, markdown_table
+
+MAIN = "paper, 1 round"
+
+
+def _ci(triple, digits=3):
+    if not triple or triple[0] is None:
+        return "n/a"
+    return f"{fmt(triple[0], digits)} [{fmt(triple[1], digits)}, {fmt(triple[2], digits)}]"
+
+
+def _ratio(r):
+    if r is None:
+        return "n/a"
+    lo, hi = r["ci"]
+    value = "never (beyond the pool)" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+    return f"{value} [{fmt(lo, 2)}, {fmt(hi, 2) if hi is not None else 'never'}]"
+
+
+def gates_table(gates):
+    keys = list(gates["gates"])
+    header = ["objects", *keys]
+    rows = []
+    for n, values in gates["per_complexity"].items():
+        row = [n]
+        for k in keys:
+            v = values[k]
+            row.append(("n/a" if v is None else f"{v:.3f}") + ("" if values["passed"][k] else " MISSED"))
+        rows.append(row)
+    limits = ["gate", *[f"{d} {t:g}" for t, d in gates["gates"].values()]]
+    return markdown_table(header, [limits, *rows])
+
+
+def localization_table(gates, where):
+    names = ["noise difference", "noise difference, neutral words", "attention", "attention, neutral words"]
+    cues = ["sobel", "variance", "palette", "prompt_colours", "combined"]
+    rows = []
+    for n, block in gates["blocks"].items():
+        loc = block[f"localization_{where}"]
+        rows.append([n, loc["images"], *[_ci(loc.get(k)) for k in names], *[_ci(loc["trivial"][c]) for c in cues]])
+    return markdown_table(["objects", "images", *names, *[f"cue: {c}" for c in cues]], rows)
+
+
+def bench_tables(bench):
+    res = bench["results"]
+    variants = [k for k in res["all"] if isinstance(res["all"][k], dict) and "nfe" in res["all"][k]]
+    out = []
+    for measure, title in (("success", "success (held-out segmenter clean AND parser right)"),
+                           ("score", "selecting verifier score"), ("area", "held-out defective area")):
+        rows = []
+        for group, r in res.items():
+            for v in variants:
+                e = r[v]
+                rows.append([group, v, r["prompts"], f"{e[measure]:.3f}", f"{e['nfe']:.0f}", f"{e['cost_real']:.0f}",
+                             _ratio(e.get(f"bon_ratio_{measure}_nfe")), _ratio(e.get(f"bon_ratio_{measure}_real")),
+                             _ratio(e.get(f"pruned_bon_ratio_{measure}_real"))])
+        out.append(f"### {title}\n\n" + markdown_table(
+            ["objects", "variant", "prompts", "LoTTS", "NFE", "cost at real size", "Best-of-N / LoTTS (NFE)",
+             "Best-of-N / LoTTS (real size)", "pruned Best-of-N / LoTTS (real size)"], rows))
+    rows = [[g, r["prompts"], f"{r['pool_clean_rate']:.3f}", f"{r['pool_success_rate']:.3f}",
+             _ci(r[MAIN].get("adherence_delta_vs_bon"))] for g, r in res.items()]
+    out.append("### the pool and adherence\n\n" + markdown_table(
+        ["objects", "prompts", "clean samples (segmenter)", "successful samples",
+         "adherence, LoTTS minus Best-of-N at the matching N"], rows))
+    return "\n".join(out)
+
+
+def summary_keys(gates, bench):
+    out = {"world_version": 3}
+    if bench:
+        res = bench["results"]
+        top = str(max(int(k) for k in res if k != "all"))
+        main = res[top][MAIN]
+        out.update({"bon_curve": bench["bon_curve"], "bon_pool_size": bench["bon_pool_size"],
+                    "test_prompts": bench["test_prompts"], "verifier_reads_prompt": bench["verifier_reads_prompt"],
+                    # success and verifier ratios in NFE; the goal's ratio in cost at real size
+                    "success_ratio_by_complexity": {k: [r[MAIN]["bon_ratio_success_nfe"]["ratio"],
+                                                       *r[MAIN]["bon_ratio_success_nfe"]["ci"]]
+                                                   for k, r in res.items() if k != "all"},
+                    "success_ratio_top_complexity": main["bon_ratio_success_nfe"]["ratio"],
+                    "success_ratio_top_complexity_ci": main["bon_ratio_success_nfe"]["ci"],
+                    "verifier_ratio_top_complexity": main["bon_ratio_score_nfe"]["ratio"],
+                    "verifier_ratio_top_complexity_ci": main["bon_ratio_score_nfe"]["ci"],
+                    "cost_ratio_real_size_top_complexity": main["bon_ratio_success_real"]["ratio"],
+                    "cost_ratio_real_size_top_complexity_ci": main["bon_ratio_success_real"]["ci"],
+                    "adherence_delta_lotts_minus_bon": (res["all"][MAIN].get("adherence_delta_vs_bon") or [None])[0],
+                    "adherence_delta_lotts_minus_bon_ci": (res["all"][MAIN].get("adherence_delta_vs_bon")
+                                                           or [None, None, None])[1:]})
+    if gates:
+        per = gates["per_complexity"]
+        out["trivial_cue_auroc_planted"] = max(v["trivial_cue_auroc_planted"] for v in per.values())
+        out["trivial_cue_auroc_generated"] = max(v["trivial_cue_auroc_generated"] for v in per.values())
+        for key in ("auroc_noise_difference", "auroc_attention"):
+            values = [v[f"{key}_planted"] for v in per.values() if v[f"{key}_planted"] is not None]
+            out[key] = round(sum(values) / len(values), 4) if values else None
+        out["gates_v3_by_complexity"] = {n: {k: v[k] for k in gates["gates"]} for n, v in per.items()}
+        out["gates_v3_passed_by_complexity"] = {n: v["passed"] for n, v in per.items()}
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gates", default="world3_gates.json")
+    parser.add_argument("--bench", default="world3_bench.json")
+    parser.add_argument("--out", default="world3.md")
+    parser.add_argument("--summary", default="summary.json")
+    opts = parser.parse_args(argv)
+    load = lambda name: json.loads((RESULTS / name).read_text()) if (RESULTS / name).is_file() else None  # noqa: E731
+    gates, bench = load(opts.gates), load(opts.bench)
+    parts = ["# World v3: the instrument and LoTTS against Best-of-N along the complexity axis\n"]
+    if gates:
+        parts += ["## Gates per number of objects (generated samples; held-out judges)\n", gates_table(gates),
+                  "\n## Localization on planted renders (per-image AUROC over latent cells, 95 % interval)\n",
+                  localization_table(gates, "planted"),
+                  "\n## Localization on generated candidates (labels: the held-out segmenter's spots)\n",
+                  localization_table(gates, "generated")]
+    if bench:
+        s = bench["settings"]
+        parts += [f"\n## LoTTS against Best-of-N ({bench['test_prompts']} test prompts, pool of {bench['bon_pool_size']} "
+                  f"per prompt; t0 = {s['t0']} and capture level {s['levels']} chosen on {bench['calib']['prompts']} "
+                  f"calib prompts: {bench['calib']}; real-size units: {bench['cost_units']})\n", bench_tables(bench)]
+    Path(RESULTS / opts.out).write_text("\n".join(parts) + "\n")
+    if opts.summary:
+        path = RESULTS / opts.summary
+        summary = json.loads(path.read_text()) if path.is_file() else {}
+        summary.update(summary_keys(gates, bench))
+        path.write_text(json.dumps(summary, indent=1) + "\n")
+    print("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main()
