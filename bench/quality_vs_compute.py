@@ -103,7 +103,8 @@ def run_prompt(runner, prompt, seed, start_step, rounds2, check_nesting=False):
             r = runner.best_of_n(prompt, seed, n)
             nested = entry["bon"][bon_n.index(n)]
             assert r.report["nfe"] == nested["nfe"] == n * runner.steps * 2, (r.report["nfe"], nested)
-            assert abs(float(r.all_scores.max()) - nested["score"]) < 1e-4, (r.all_scores, nested)
+            # same noise, same picks; the scores agree to float noise (on 0.33 a batch of 1 and of 27 differ by ~1e-4)
+            assert abs(float(r.all_scores.max()) - nested["score"]) < 1e-3, (r.all_scores, nested)
         entry["nesting_checked"] = True
     entry["lotts"] = [runner.lotts_entry(prompt, seed, s, start_step) for s in runner.lotts_seeds]
     if rounds2:

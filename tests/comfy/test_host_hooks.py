@@ -89,7 +89,6 @@ def test_capture_keeps_an_attention_backend_that_consumes_containers(comfy_env, 
 
     def backend_containers(q, k, v, *args, **kwargs):  # its own container path, as int8 attention has
         calls["containers"] += 1
-        kwargs.pop("_inside_attn_wrapper", None)
         return attention.attention_pytorch(q.take(), k.take(), v.take(), *args, **kwargs)
 
     backend.container_function = backend_containers
