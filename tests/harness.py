@@ -39,8 +39,9 @@ def _find_pack_module(pack_dir):
     return sys.modules[key]
 
 
-def start_in_process(base_dir):
-    """Import ComfyUI in this process with CPU args and temp dirs; load the pack and the test pack."""
+def start_in_process(base_dir, **arg_overrides):
+    """Import ComfyUI in this process with CPU args and temp dirs; load the pack and the test pack.
+    `arg_overrides` set ComfyUI's command-line args (e.g. cpu=False on a GPU machine) before anything reads them."""
     base_dir = Path(base_dir)
     if str(COMFY_DIR) not in sys.path:
         sys.path.insert(0, str(COMFY_DIR))
@@ -48,6 +49,8 @@ def start_in_process(base_dir):
 
     args.cpu = True
     args.disable_api_nodes = True
+    for key, value in arg_overrides.items():
+        setattr(args, key, value)
     import utils.install_util  # noqa: F401  (ComfyUI's `utils` package must win over comfy/utils.py)
     import folder_paths
 

@@ -55,7 +55,8 @@ def test_nfe_counting_is_an_apply_model_wrapper_that_chains(comfy_env, tiny, fam
     assert counted.model_options["model_function_wrapper"] is other_slot  # the single slot is not taken
     assert set(counted.wrappers[_wrappers_mp()]) >= {"another_pack", "lotts_nfe_counter"}
     assert "lotts_nfe_counter" not in hooked.wrappers.get(_wrappers_mp(), {})  # the input model is unchanged
-    _sample(counted, clip)
+    with torch.inference_mode():
+        _sample(counted, clip)
     assert counter.count == calls["apply_model"] == calls["slot"] > 0, (counter.count, calls)
 
 
@@ -67,8 +68,9 @@ def test_flux_capture_records_through_an_apply_model_wrapper_beside_another(comf
     hooked, calls, other_slot = _with_other_nodes_hooks(model)
     encoded = pack._prompt_tokens.encode_quality_conditionings(clip, "a red circle", HIGH, LOW)
     latent = torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))
-    result = pack._capture.capture(hooked, [c for c, _ in encoded], {i: w for i, (_, w) in enumerate(encoded)},
-                                   {"samples": latent}, [0.3], 1, 0, None)
+    with torch.inference_mode():  # as ComfyUI's executor runs nodes
+        result = pack._capture.capture(hooked, [c for c, _ in encoded], {i: w for i, (_, w) in enumerate(encoded)},
+                                       {"samples": latent}, [0.3], 1, 0, None)
     assert result["layers"] and all(layer.startswith("('double'") for layer in result["layers"])
     assert calls["apply_model"] == calls["slot"] == 3  # one pass, three conditionings, both other hooks ran
     assert "lotts_capture" not in hooked.wrappers.get(_wrappers_mp(), {})
