@@ -49,10 +49,11 @@ def vae_decode_seconds(family):
     vae = comfy.sd.VAE(sd=state)
     side = IMAGE_SIDE[family] // 8
     latent = torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(1))
-    vae.decode(latent[:, :, :8, :8])  # load the weights outside the timing
-    start = time.perf_counter()
-    image = vae.decode(latent)
-    seconds = time.perf_counter() - start
+    with torch.inference_mode():  # as ComfyUI's executor runs VAEDecode (no autograd graph kept)
+        vae.decode(latent[:, :, :8, :8])  # load the weights outside the timing
+        start = time.perf_counter()
+        image = vae.decode(latent)
+        seconds = time.perf_counter() - start
     assert image.shape[1:3] == (IMAGE_SIDE[family], IMAGE_SIDE[family]), image.shape
     return seconds
 
@@ -124,8 +125,12 @@ def main():
     opts = parser.parse_args()
     if opts.child:
         return child(*opts.child)
-    out = {"threads": int(os.environ.get("LOTTS_BENCH_THREADS", "1")), "device": "CPU", "dtype": "fp32", "families": {}}
+    path = RESULTS / opts.out
+    out = json.loads(path.read_text()) if path.is_file() else {}  # a family measured later joins the others
+    out.update({"threads": int(os.environ.get("LOTTS_BENCH_THREADS", "1")), "device": "CPU", "dtype": "fp32"})
+    out.setdefault("families", {})
     for family in opts.families.split(","):
+        # the three of one family run back to back, so their ratios come from one stretch of this shared machine
         step = run([sys.executable, str(REPO / "bench" / "real_size.py"), "--child", family, "plain",
                     "--dtype", "fp32", "--device", "cpu"])
         decode = run([sys.executable, __file__, "--child", family, "decode"])
@@ -136,8 +141,8 @@ def main():
             # one CFG step is two model evaluations (cond and uncond in one batch)
             "decode_in_nfe": round(2 * decode["seconds"] / step["seconds"], 3),
             "verifier_call_in_nfe": round(2 * reward["seconds"] / step["seconds"], 3)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / opts.out).write_text(json.dumps(out, indent=1) + "\n")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return out
 

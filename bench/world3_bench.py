@@ -70,9 +70,8 @@ class Counting:
         return getattr(self.inner, name)
 
 
-def prompts_for(split, per_complexity, first=0):
-    return [(n, world3.sample(first + i, split, n_objects=n)["prompt"])
-            for n in world3.OBJECT_COUNTS for i in range(per_complexity)]
+def prompts_for(split, per_complexity, objects=world3.OBJECT_COUNTS, first=0):
+    return [(n, world3.sample(first + i, split, n_objects=n)["prompt"]) for n in objects for i in range(per_complexity)]
 
 
 def judge(judges, images, prompts):
@@ -215,7 +214,8 @@ def analyse(entries, steps, d, v, reps):
 
 
 @torch.no_grad()
-def main(argv=None):
+def main(argv=None, env=None):
+    """`env`: a harness environment already started in this process (the smoke test)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser, "world3_bench.json")
     parser.add_argument("--per-complexity", type=int, default=16)
@@ -226,12 +226,13 @@ def main(argv=None):
     parser.add_argument("--cfg", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reps", type=int, default=1000)
+    parser.add_argument("--objects", default="1,2,3,4,5,6", help="complexities (numbers of objects) to run")
     parser.add_argument("--cost-family", default="sdxl", help="family whose decode / reward costs convert to NFE")
     parser.add_argument("--cost-units", default=str(Path(__file__).parent / "results" / "cost_units.json"),
                         help="bench/cost_units.py's results")
     opts = parser.parse_args(argv)
     t_start = time.time()
-    bench = Bench(weights=opts.demo_weights or V3_WEIGHTS, threads=opts.threads)
+    bench = Bench(env=env, weights=opts.demo_weights or V3_WEIGHTS, threads=None if env else opts.threads)
     bench.world = world3
     bench.judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
     base = bench.pack.lotts_ops.verifiers.base.Verifier
@@ -242,12 +243,13 @@ def main(argv=None):
     d, v = units["decode_in_nfe"], units["verifier_call_in_nfe"]
     level, level_table = choose_level(bench, opts.level_images, opts.reps)
     runner = Runner(bench, opts.steps, opts.cfg, [level], 0.0, "noise difference", 0.5, 2, 2)
-    calib = prompts_for("calib", opts.calib_per_complexity)
+    objects = [int(x) for x in opts.objects.split(",")]
+    calib = prompts_for("calib", opts.calib_per_complexity, objects)
     t0, t0_table = choose_t0(runner, calib, opts.seed + 500)
     start = round(t0 * opts.steps)
     print(json.dumps({"level": level, "levels": level_table, "t0": t0, "t0_table": t0_table}), flush=True)
     entries = []
-    for k, (n, prompt) in enumerate(prompts_for("test", opts.per_complexity)):
+    for k, (n, prompt) in enumerate(prompts_for("test", opts.per_complexity, objects)):
         seed = opts.seed + 10_000 + 97 * k
         entry = {"objects": n, "prompt": prompt, "seed": seed, "pool": run_pool(runner, prompt, seed, opts.pool),
                  "lotts": {}}

@@ -167,7 +167,8 @@ def headline(blocks):
 
 
 @torch.no_grad()
-def main(argv=None):
+def main(argv=None, env=None):
+    """`env`: a harness environment already started in this process (the smoke test)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser, "world3_gates.json")
     parser.add_argument("--prompts", type=int, default=8, help="test prompts per complexity")
@@ -179,7 +180,7 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=1000)
     opts = parser.parse_args(argv)
     t0 = time.time()
-    bench = Bench(weights=opts.demo_weights or V3_WEIGHTS, threads=opts.threads)
+    bench = Bench(env=env, weights=opts.demo_weights or V3_WEIGHTS, threads=None if env else opts.threads)
     bench.world = world3
     judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
     bench.scorers = judges  # instrument.redraws reads the segmenter through this name

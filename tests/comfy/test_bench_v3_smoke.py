@@ -1,0 +1,60 @@
+"""The world v3 benchmarks (bench/world3_gates.py, world3_bench.py, world3_report.py) at a tiny size through the real
+ComfyUI in this process: the scripts run end to end, NFE, decodes and verifier calls are counted exactly, and the
+ratios come from the pool curve."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+V3_WEIGHTS = REPO / "demo" / "weights" / "lotts_demo_world_v3.safetensors"
+JUDGES = BENCH / "weights" / "judges_v3.safetensors"
+COST_UNITS = BENCH / "results" / "cost_units.json"
+
+
+@pytest.fixture(scope="module")
+def bench_modules(comfy_env):
+    for path, how in ((V3_WEIGHTS, "python -m demo.train --world 3"), (JUDGES, "python bench/judges_v3.py --retrain"),
+                      (COST_UNITS, "python bench/cost_units.py")):
+        if not path.is_file():
+            pytest.skip(f"{path.relative_to(REPO)} absent: {how}")
+    if str(BENCH) not in sys.path:
+        sys.path.append(str(BENCH))
+    import world3_bench
+    import world3_gates
+    import world3_report
+
+    return world3_gates, world3_bench, world3_report
+
+
+@pytest.mark.slow
+def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
+    gates_module, bench_module, report_module = bench_modules
+    gates = gates_module.main(["--prompts", "1", "--seeds", "2", "--parents", "1", "--ae-images", "4", "--planted", "3",
+                               "--objects", "2", "--reps", "20", "--out", str(tmp_path / "gates.json")], env=comfy_env)
+    per = gates["per_complexity"]["2"]
+    assert set(gates_module.GATES) <= set(per) and set(per["passed"]) == set(gates_module.GATES)
+    assert per["vae_psnr_db"] > 15 and 0 <= per["count_right"] <= 1
+    out = bench_module.main(["--per-complexity", "1", "--calib-per-complexity", "1", "--pool", "4", "--level-images", "3",
+                             "--reps", "20", "--objects", "1,6", "--out", str(tmp_path / "bench.json")], env=comfy_env)
+    start = out["settings"]["start_step"]
+    assert out["calib"]["t0_verifier_score"] and start == round(out["settings"]["t0"] * 20)
+    for entry in out["entries"]:
+        assert len(entry["pool"]["score"]) == len(entry["pool"]["early"]) == 4
+        paper = entry["lotts"]["paper, 1 round"]
+        # 3 seeds x 20 steps x 2 (CFG) + 3 lineages x 3 capture passes + 3 x k = 2 re-draws from t0
+        assert paper["nfe"] == 3 * 20 * 2 + 3 * 3 + 3 * 2 * (20 - start) * 2, paper
+        assert paper["decodes"] == 3 + 6 and paper["verifier_calls"] == 3 + 6 + 3, paper  # parents re-scored
+    result = out["results"]["6"]["paper, 1 round"]
+    assert {"bon_ratio_success_nfe", "bon_ratio_success_real", "pruned_bon_ratio_success_real"} <= set(result)
+    curve = out["results"]["all"]["bon_curve_mean"]["score"]
+    assert len(curve) == 4 and curve[-1] >= curve[0]  # the best of 4 scores at least the mean of one
+    report_module.main(["--gates", str(tmp_path / "gates.json"), "--bench", str(tmp_path / "bench.json"),
+                        "--out", str(tmp_path / "w3.md"), "--summary", str(tmp_path / "summary.json")])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["world_version"] == 3 and summary["verifier_reads_prompt"] is True
+    assert set(summary["success_ratio_by_complexity"]) == {"1", "6"}
+    assert "Gates per number of objects" in (tmp_path / "w3.md").read_text()
