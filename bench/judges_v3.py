@@ -97,8 +97,9 @@ class PromptVerifierNet(nn.Module):
     def __init__(self, width=(16, 32, 64), pool_sharpness=4.0):
         super().__init__()
         a, b, c = width
-        self.features = nn.Sequential(ws._conv(3, a, 2), ws._conv(a, b, 2), ws._conv(b, b), ws._conv(b, c, 2),
-                                      ws._conv(c, c), ws._conv(c, c, dilation=2))
+        # a full-resolution first layer: v3's defects are a few pixels wide (a missing star point, a dot)
+        self.features = nn.Sequential(ws._conv(3, a), ws._conv(a, a, 2), ws._conv(a, b, 2), ws._conv(b, b),
+                                      ws._conv(b, c, 2), ws._conv(c, c), ws._conv(c, c, dilation=2))
         self.defect_head = nn.Conv2d(c, 1, 1)
         self.content = nn.Sequential(nn.Linear(2 * c, 128), nn.ReLU(inplace=True))
         self.count_head = nn.Linear(128, len(PAIRS) * (MAX_COUNT + 1))
@@ -113,6 +114,33 @@ class PromptVerifierNet(nn.Module):
         counts = self.count_head(h).reshape(-1, len(PAIRS), MAX_COUNT + 1)
         bg = self.background_head(h)
         return defect, counts, bg[:, :len(TEXTURES)], bg[:, len(TEXTURES):]
+
+
+class SegmenterNetV3(nn.Module):
+    """Full-resolution defect segmenter (v2's design pools the input to half size first, which erases v3's
+    few-pixel structural defects): two full-resolution layers, dilated context at 1/2, skip decoder."""
+
+    def __init__(self, width=(16, 32)):
+        super().__init__()
+        a, b = width
+        self.stem = nn.Sequential(ws._conv(3, a), ws._conv(a, a))
+        self.down = ws._conv(a, b, 2)
+        self.context = nn.Sequential(*[ws._conv(b, b, dilation=d) for d in (1, 2, 4, 8)])
+        self.fuse = nn.Sequential(ws._conv(a + b, a, kernel=1), ws._conv(a, a))
+        self.out = nn.Conv2d(a, 1, 1)
+
+    def forward(self, x):
+        s = self.stem(x)
+        c = self.context(self.down(s))
+        y = self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
+        return self.out(y)[:, 0]
+
+
+def segmenter_loss(pos_weight=10.0):
+    def step(net, x, idx, labels):
+        return F.binary_cross_entropy_with_logits(net(x), (labels >= 256).float(), pos_weight=torch.tensor(pos_weight))
+
+    return step
 
 
 class ParserNet(nn.Module):
@@ -159,7 +187,7 @@ def train(net, data, alternates, epochs, batch, lr, seed, label, step_loss):
         for idx in _batches(n, batch, gen, label == "verifier"):
             use = (torch.rand(len(idx), generator=gen) < ws.ALTERNATE_P).numpy()
             images = np.where(use[:, None, None, None], alternates[idx], data["images"][idx])
-            labels = torch.from_numpy(data["colour"][idx] * 16 + data["shape"][idx])
+            labels = torch.from_numpy(data["colour"][idx] * 16 + data["shape"][idx] + 256 * data["masks"][idx])
             x, _, labels = ws.augment(ws.to_input(images), None, gen, labels=labels)
             loss = step_loss(net, x, idx, labels)
             opt.zero_grad(set_to_none=True)
@@ -202,6 +230,7 @@ def parser_loss(data):
 
     def step(net, x, idx, labels):
         colour_logits, shape_logits, tex, ton = net(x)
+        labels = labels % 256
         loss = F.cross_entropy(colour_logits, labels // 16, weight=weight)
         loss = loss + F.cross_entropy(shape_logits, labels % 16, weight=weight[:1 + len(SHAPES)])
         return loss + F.cross_entropy(tex, texture[idx]) + F.cross_entropy(ton, tone[idx])
@@ -316,32 +345,48 @@ def save(path, judges):
 
 
 def load(path=WEIGHTS):
-    nets = {"verifier.": PromptVerifierNet(), "segmenter.": ws.SegmenterNet(), "parser.": ParserNet()}
+    nets = {"verifier.": PromptVerifierNet(), "segmenter.": SegmenterNetV3(), "parser.": ParserNet()}
     info = ws.load_nets(path, nets, FORMAT)
     return Judges(nets["verifier."], nets["segmenter."], nets["parser."], info)
 
 
 # -- retraining and held-out figures ---------------------------------------------------------------------------
-def retrain(path=WEIGHTS, scale=1.0):
+def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
+    """Train the named nets; the others are taken from the existing weights file."""
     torch.set_num_threads(1)
     n = lambda count: max(64, int(count * scale))  # noqa: E731
+    epochs = lambda full: max(1, int(full * min(1.0, scale * 4)))  # noqa: E731
     t0 = time.time()
-    vdata = render("train", VERIFIER_FIRST, n(4000), paired=True)
-    sdata = render("calib", SEGMENTER_FIRST, n(2400))
-    pdata = render("train", PARSER_FIRST, n(3000))
-    autoencoders = ws.train_lossy_autoencoders(vdata["images"][: n(2000)])
-    info = {"world_version": world3.WORLD_VERSION, "render_seconds": round(time.time() - t0, 1)}
-    verifier = PromptVerifierNet()
-    info["verifier"] = train(verifier, vdata, ws.autoencoder_versions(vdata["images"], autoencoders, 11),
-                             max(1, int(16 * min(1.0, scale * 4))), 32, 3e-3, 1, "verifier", verifier_loss(vdata))
-    segmenter = ws.SegmenterNet()
-    info["segmenter"] = ws.train_net(segmenter, sdata["images"], sdata["masks"].astype(np.float32), True,
-                                     max(1, int(ws.EPOCHS["segmenter"] * min(1.0, scale * 4))), 32, 3e-3, 2,
-                                     "segmenter", alternates=ws.autoencoder_versions(sdata["images"], autoencoders, 12))
-    parser = ParserNet()
-    info["parser"] = train(parser, pdata, ws.autoencoder_versions(pdata["images"], autoencoders, 13),
-                           max(1, int(10 * min(1.0, scale * 4))), 16, 3e-3, 3, "parser", parser_loss(pdata))
-    info["seconds"] = round(time.time() - t0, 1)
+    held = {"verifier.": PromptVerifierNet(), "segmenter.": SegmenterNetV3(), "parser.": ParserNet()}
+    keep = {f"{k}.": held[f"{k}."] for k in ("verifier", "segmenter", "parser") if k not in nets}
+    info = {"world_version": world3.WORLD_VERSION}
+    for prefix, net in keep.items():  # a net of an older design cannot load: it must be retrained, said loudly
+        try:
+            info = ws.load_nets(path, {prefix: net}, FORMAT)
+        except RuntimeError as error:
+            print(json.dumps({"warning": f"{prefix} in {path} is of an older design; retrain it", "error": str(error)[:200]}))
+    autoencoders = None
+    verifier, segmenter, parser = held["verifier."], held["segmenter."], held["parser."]
+    if "verifier" in nets:
+        vdata = render("train", VERIFIER_FIRST, n(4000), paired=True)
+        autoencoders = ws.train_lossy_autoencoders(vdata["images"][: n(2000)])
+        verifier = PromptVerifierNet()
+        info["verifier"] = train(verifier, vdata, ws.autoencoder_versions(vdata["images"], autoencoders, 11),
+                                 epochs(16), 32, 3e-3, 1, "verifier", verifier_loss(vdata))
+    if "segmenter" in nets:
+        sdata = render("calib", SEGMENTER_FIRST, n(2400))
+        autoencoders = autoencoders or ws.train_lossy_autoencoders(sdata["images"][: n(2000)])
+        segmenter = SegmenterNetV3()
+        info["segmenter"] = train(segmenter, sdata, ws.autoencoder_versions(sdata["images"], autoencoders, 12),
+                                  epochs(16), 16, 3e-3, 2, "segmenter", segmenter_loss())
+    if "parser" in nets:
+        pdata = render("train", PARSER_FIRST, n(3000))
+        autoencoders = autoencoders or ws.train_lossy_autoencoders(pdata["images"][: n(2000)])
+        parser = ParserNet()
+        info["parser"] = train(parser, pdata, ws.autoencoder_versions(pdata["images"], autoencoders, 13),
+                               epochs(10), 16, 3e-3, 3, "parser", parser_loss(pdata))
+    info["seconds_last_retrain"] = round(time.time() - t0, 1)
+    info["retrained_last"] = list(nets)
     judges = Judges(verifier, segmenter, parser, info)
     save(path, judges)
     return judges
@@ -377,13 +422,14 @@ def evaluate(judges, count=600, first=TEST_FIRST):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--nets", default="verifier,segmenter,parser", help="which nets --retrain trains")
     parser.add_argument("--scale", type=float, default=1.0, help="data and epochs scale (smoke runs)")
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--count", type=int, default=600, help="held-out test renders to evaluate")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "judges_v3.json"))
     opts = parser.parse_args(argv)
     torch.set_num_threads(1)
-    judges = retrain(opts.weights, opts.scale) if opts.retrain else load(opts.weights)
+    judges = retrain(opts.weights, opts.scale, tuple(opts.nets.split(","))) if opts.retrain else load(opts.weights)
     result = {"weights": Path(opts.weights).name, "training": judges.info,
               "heldout": evaluate(judges, opts.count)}
     Path(opts.out).write_text(json.dumps(result, indent=1) + "\n")
