@@ -118,6 +118,9 @@ def main(argv=None):
     load = lambda name: json.loads((RESULTS / name).read_text()) if (RESULTS / name).is_file() else None  # noqa: E731
     gates, bench = load(opts.gates), load(opts.bench)
     parts = ["# World v3: the instrument and LoTTS against Best-of-N along the complexity axis\n"]
+    for source in (gates, bench):
+        if source and source.get("note"):
+            parts.append(f"**Status:** {source['note']}\n")
     if gates:
         parts += ["## Gates per number of objects (generated samples; held-out judges)\n", gates_table(gates),
                   "\n## Localization on planted renders (per-image AUROC over latent cells, 95 % interval)\n",
