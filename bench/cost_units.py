@@ -18,13 +18,15 @@ decode and a reward-model forward of one image each, in NFE of that family, meas
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+sys.path.append(str(REPO / "bench"))
+import real_size  # noqa: E402  (the full-size builders and the measuring-child runner)
+
 IMAGE_SIDE = {"sd15": 512, "sdxl": 1024}
 
 
@@ -107,16 +109,6 @@ def child(family, kind):
     print("RESULT " + json.dumps({"family": family, "kind": kind, "seconds": seconds}), flush=True)
 
 
-def run(cmd):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    result = json.loads(lines[-1][7:])
-    print(json.dumps(result), flush=True)
-    return result
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", default="sd15,sdxl")
@@ -131,10 +123,10 @@ def main():
     out.setdefault("families", {})
     for family in opts.families.split(","):
         # the three of one family run back to back, so their ratios come from one stretch of this shared machine
-        step = run([sys.executable, str(REPO / "bench" / "real_size.py"), "--child", family, "plain",
-                    "--dtype", "fp32", "--device", "cpu"])
-        decode = run([sys.executable, __file__, "--child", family, "decode"])
-        reward = run([sys.executable, __file__, "--child", family, "reward"])
+        step = real_size.run_result([sys.executable, str(REPO / "bench" / "real_size.py"), "--child", family, "plain",
+                                     "--dtype", "fp32", "--device", "cpu"])
+        decode = real_size.run_result([sys.executable, __file__, "--child", family, "decode"])
+        reward = real_size.run_result([sys.executable, __file__, "--child", family, "reward"])
         out["families"][family] = {
             "image_side": IMAGE_SIDE[family], "cfg_step_seconds": step["seconds"], "decode_seconds": decode["seconds"],
             "reward_seconds": reward["seconds"],

@@ -129,11 +129,14 @@ class SegmenterNetV3(nn.Module):
         self.fuse = nn.Sequential(ws._conv(a + b, a, kernel=1), ws._conv(a, a))
         self.out = nn.Conv2d(a, 1, 1)
 
-    def forward(self, x):
+    def trunk(self, x):
+        """(context features at 1/2, fused full-resolution features)."""
         s = self.stem(x)
         c = self.context(self.down(s))
-        y = self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
-        return self.out(y)[:, 0]
+        return c, self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
+
+    def forward(self, x):
+        return self.out(self.trunk(x)[1])[:, 0]
 
 
 def segmenter_loss(pos_weight=10.0):
@@ -143,25 +146,20 @@ def segmenter_loss(pos_weight=10.0):
     return step
 
 
-class ParserNet(nn.Module):
-    """Per-pixel colour and shape classes at full resolution (dilated context at 1/2), background from pooling."""
+class ParserNet(SegmenterNetV3):
+    """Per-pixel colour and shape classes on the segmenter's full-resolution trunk (wider), background from pooling."""
 
     def __init__(self, width=(24, 48)):
-        super().__init__()
+        super().__init__(width)
         a, b = width
-        self.stem = nn.Sequential(ws._conv(3, a), ws._conv(a, a))
-        self.down = ws._conv(a, b, 2)
-        self.context = nn.Sequential(*[ws._conv(b, b, dilation=d) for d in (1, 2, 4, 8)])
-        self.fuse = nn.Sequential(ws._conv(a + b, a, kernel=1), ws._conv(a, a))
+        del self.out
         self.colour = nn.Conv2d(a, 1 + len(COLOURS), 1)
         self.shape = nn.Conv2d(a, 1 + len(SHAPES), 1)
         self.background = nn.Linear(b, len(TEXTURES) + len(TONES))
 
     def forward(self, x):
-        s = self.stem(x)
-        c = self.context(self.down(s))
-        y = self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
-        bg = self.background(c.mean(dim=(2, 3)))
+        context, y = self.trunk(x)
+        bg = self.background(context.mean(dim=(2, 3)))
         return self.colour(y), self.shape(y), bg[:, :len(TEXTURES)], bg[:, len(TEXTURES):]
 
 

@@ -172,15 +172,19 @@ def sa_memory(tokens, heads, dim):
             "dense_over_propagate": out["dense"] / max(out["propagate"], 1)}
 
 
-def run_child(family, kind, opts):
-    cmd = [sys.executable, __file__, "--child", family, kind, "--dtype", opts.dtype, "--device", opts.device]
+def run_result(cmd):
+    """Run a measuring child process (fresh memory baseline) and return the JSON of its last 'RESULT ' line."""
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{family}/{kind} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     result = json.loads(lines[-1][7:])
     print(json.dumps(result), flush=True)
     return result
+
+
+def run_child(family, kind, opts):
+    return run_result([sys.executable, __file__, "--child", family, kind, "--dtype", opts.dtype, "--device", opts.device])
 
 
 def derive(family, plain, recording, capture):

@@ -145,11 +145,11 @@ def _scene(rng):
 
 
 # -- defect sites -----------------------------------------------------------------------------------
-def _blob(rng, cx, cy, radius, size, soft=0.0):
-    """Irregular polygon mask (float, supersampled) around (cx, cy)."""
+def _blob(rng, cx, cy, radius, size, soft=0.0, spread=(0.75, 1.05)):
+    """Irregular polygon mask (float, supersampled) around (cx, cy); vertex radii vary by `spread`."""
     sides = int(rng.integers(6, 11))
     angles = np.sort(rng.uniform(0, 2 * math.pi, sides))
-    radii = radius * rng.uniform(0.75, 1.05, sides)
+    radii = radius * rng.uniform(*spread, sides)
     pts = [(cx + rr * math.cos(a), cy + rr * math.sin(a)) for a, rr in zip(angles, radii, strict=True)]
     mask = Image.new("L", (size, size), 0)
     ImageDraw.Draw(mask).polygon(pts, fill=255)

@@ -20,8 +20,9 @@ defective with twice the rate, so sites predict each other.
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
+from demo import world
 from demo.world import (  # noqa: F401  (the caption model is v2's: same forms, same label noise)
     CAPTION_NEUTRAL,
     HIGH_QUALITY_CAPTIONS,
@@ -117,16 +118,8 @@ def _texture_fraction(kind, p, size, extra_dots=()):
 
 
 def _blob(rng, cx, cy, radius, size, soft=0.0):
-    """Irregular polygon mask (float, supersampled) around (cx, cy) in supersampled pixels."""
-    sides = int(rng.integers(6, 11))
-    angles = np.sort(rng.uniform(0, 2 * math.pi, sides))
-    radii = radius * rng.uniform(0.8, 1.05, sides)
-    pts = [(cx + rr * math.cos(a), cy + rr * math.sin(a)) for a, rr in zip(angles, radii, strict=True)]
-    mask = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(mask).polygon(pts, fill=255)
-    if soft > 0:
-        mask = mask.filter(ImageFilter.GaussianBlur(soft))
-    return np.asarray(mask, np.float32) / 255.0
+    """v2's irregular blob with a tighter radius spread (supersampled pixels)."""
+    return world._blob(rng, cx, cy, radius, size, soft, spread=(0.8, 1.05))
 
 
 def _background_defect(rng, kind, texture, params, fraction, centre, size):
