@@ -11,6 +11,10 @@ the capture's patches must still run. Per family and mode, in a fresh process (C
   non-constant, and agree between the modes (Pearson r >= AGREE_MODES);
 - the same capture on a 32 x 32 slice on CUDA and on the CPU (fp32 both): r >= AGREE_CPU.
 Writes bench/results/gpu_smoke.json (or --out). `scripts/gpu_smoke.sh` runs it on a device machine.
+Caveat (review, 2026-12-02): in 0.33 dynamic VRAM (comfy-aimdo, ModelPatcherDynamic) is set up by main.py, which the
+in-process harness does not run, and CUDA graphs are reached only through it; so until this script starts ComfyUI
+the way main.py does, both GPU modes may run the same code. Each run records `aimdo_enabled` and the patcher class,
+and the "gpu defaults" mode counts as checked only where aimdo was on.
 
     python bench/gpu_smoke.py [--families sdxl,flux] [--device cuda]
 """
@@ -80,8 +84,11 @@ def child(family, mode, side, out_path):
 
     weights = {i: torch.ones(tokens) / tokens for i in range(3)}
     latent = torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(1))
+    import comfy.memory_management as memory_management  # noqa: I001  (0.33+; absent on older hosts)
+
     out = {"family": family, "mode": mode, "side": side, "device": str(device), "dtype": dtype,
-           "args_applied": overrides, "torch": torch.__version__}
+           "args_applied": overrides, "torch": torch.__version__, "patcher": type(model).__name__,
+           "aimdo_enabled": bool(getattr(memory_management, "aimdo_enabled", False))}
     t = time.perf_counter()
     attention = pack._capture.capture(model, [cond(1), cond(2), cond(3)], weights, {"samples": latent}, [0.3], 1, 0,
                                       None)
@@ -147,7 +154,8 @@ def main():
                 continue
             r = {k: round(_pearson(maps[a][k], maps[b][k]), 5) for k in maps[a]}
             checks[name] = {"pearson_r": r, "passed": all(v >= need for v in r.values())}
-        ok = all(c["passed"] for c in checks.values()) and all(
+        defaults_real = runs["gpu defaults"].get("aimdo_enabled", False)  # else both modes ran the same code
+        ok = defaults_real and all(c["passed"] for c in checks.values()) and all(
             "error" not in x and x.get("maps_finite") and x.get("maps_non_constant") for x in runs.values()) and all(
             runs[m].get("nfe") == runs[m].get("nfe_expected") and runs[m].get("masks_non_empty")
             for m in ("gpu defaults", "cuda graphs and dynamic vram off"))

@@ -136,10 +136,9 @@ class AttentionRecorder:
 
         if previous is not None and getattr(previous, "container_function", None) is not None:
             def container_function(q, k, v, *args, transformer_options=None, **kwargs):
-                q_tensor, k_tensor = q.peek(), k.peek()  # before the backend takes them
-                out = previous.container_function(q, k, v, *args, transformer_options=transformer_options, **kwargs)
-                self.observe_joint(q_tensor, k_tensor, transformer_options, kwargs)
-                return out
+                # record first, from a peek, and keep no reference: the backend takes (and may free or reuse) them
+                self.observe_joint(q.peek(), k.peek(), transformer_options, kwargs)
+                return previous.container_function(q, k, v, *args, transformer_options=transformer_options, **kwargs)
 
             override.container_function = container_function
         return override

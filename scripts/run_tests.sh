@@ -13,7 +13,7 @@ status=0
 for version in $HOSTS; do
   echo "== ComfyUI $version"
   # -v: the log names every test and its model family
-  LOTTS_HOST=$(host_dir "$version") "$(host_dir "$version")/venv/bin/python" -m pytest -v -rs --durations=15 \
+  env -u COMFYUI_DIR LOTTS_HOST="$(host_dir "$version")" "$(host_dir "$version")/venv/bin/python" -m pytest -v -rs --durations=15 \
     -p no:cacheprovider "$@" || status=$?
 done
 exit $status

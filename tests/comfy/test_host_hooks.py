@@ -57,7 +57,27 @@ def test_nfe_counting_is_an_apply_model_wrapper_that_chains(comfy_env, tiny, fam
     assert "lotts_nfe_counter" not in hooked.wrappers.get(_wrappers_mp(), {})  # the input model is unchanged
     with torch.inference_mode():
         _sample(counted, clip)
-    assert counter.count == calls["apply_model"] == calls["slot"] > 0, (counter.count, calls)
+    # 2 steps x 2 latents x (cond + uncond): the count itself, not only agreement with the other hooks
+    assert counter.count == calls["apply_model"] == calls["slot"] == 8, (counter.count, calls)
+
+
+def test_nfe_counting_on_a_host_without_apply_model_wrappers_chains_the_single_slot(comfy_env, tiny, monkeypatch):
+    counting = comfy_env.pack.nodes._counting
+    monkeypatch.setattr(counting, "APPLY_MODEL", None)  # what a host before WrappersMP offers
+    model, clip, _ = tiny("sd15")
+    calls = {"slot": 0}
+    hooked = model.clone()
+
+    def other_slot(apply_model, args):
+        calls["slot"] += args["input"].shape[0]
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    hooked.set_model_unet_function_wrapper(other_slot)
+    counted, counter = counting.counting_clone(hooked)
+    assert counted.model_options["model_function_wrapper"] is not other_slot  # ours, calling the other inside
+    with torch.inference_mode():
+        _sample(counted, clip)
+    assert counter.count == calls["slot"] == 8, (counter.count, calls)
 
 
 def test_flux_capture_records_through_an_apply_model_wrapper_beside_another(comfy_env, tiny):
@@ -113,5 +133,5 @@ def test_capture_keeps_an_attention_backend_that_consumes_containers(comfy_env, 
     wrapped = [attention.AttentionTensorContainer(t.clone()) for t in (q, k, v)]
     out = attention.optimized_attention(*wrapped, heads, skip_reshape=True, transformer_options=opts)
     assert calls == {"plain": 1, "containers": 1}, calls  # the backend's container path was used
-    assert ("double", 0) in recorder.layers_seen  # and the capture still recorded the layer
+    assert ("double", 0) in recorder.layers_seen and recorder.counts[0] == 2  # recorded once per call
     torch.testing.assert_close(out, plain)

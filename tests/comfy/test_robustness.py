@@ -242,7 +242,7 @@ MALFORMED = {
         "node 9 (LoTTSDefectMask)", "attention"),
     "unknown node type": (lambda: graph_with({"9": {"class_type": "LoTTSNoSuchNode", "inputs": {}},
                                               "98": preview_any(["9", 0])}), ValidationFailed, "LoTTSNoSuchNode",
-                          ("does not exist", "not found")),  # 0.3.75 / 0.33 wording
+                          ("does not exist", "not found. The custom node may not be installed")),  # 0.3.75 / 0.33
     # execution: the node raises a ValueError with a message naming the input
     "empty prompt (search)": (lambda: set_input(search_graph(2, "robust/bad"), "31", prompt="  "), ExecutionFailed,
                               "node 31 (LoTTSSearch)", "prompt: is empty"),
