@@ -69,12 +69,13 @@ MASK_THRESHOLD = 14  # a pixel is defective when some channel differs from the c
 MIN_DEFECT_PIXELS = 40  # at output resolution; a site whose defect changes fewer pixels is redrawn
 
 
-def _rng(split, index, stream=0):
+def _rng(split, index, stream=0, version=WORLD_VERSION):
+    """The generator of one (world version, split, index, stream): splits and versions never share a seed."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
-    return np.random.default_rng([WORLD_VERSION, SPLITS[split], int(index), stream])
+    return np.random.default_rng([version, SPLITS[split], int(index), stream])
 
 
 # -- scene ------------------------------------------------------------------------------------------

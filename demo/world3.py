@@ -76,11 +76,7 @@ MIN_DEFECT_PIXELS = 30  # at output resolution; a site whose defect changes fewe
 
 
 def _rng(split, index, stream=0):
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    if index < 0:
-        raise ValueError(f"index must be >= 0, got {index}")
-    return np.random.default_rng([WORLD_VERSION, SPLITS[split], int(index), stream])
+    return world._rng(split, index, stream, version=WORLD_VERSION)
 
 
 def _article(word):
