@@ -231,12 +231,15 @@ def _to_uint8(img):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _site_flags(rng, count, variant):
+def _site_flags(rng, count, variant, rates=None):
+    """Which sites are defective; `rates` = (site, correlated image, correlated site) probabilities (v2's default)."""
+    site, image, correlated_site = rates or (SITE_DEFECT_PROBABILITY, CORRELATED_IMAGE_PROBABILITY,
+                                             CORRELATED_SITE_PROBABILITY)
     if variant == "independent":
-        return rng.uniform(size=count) < SITE_DEFECT_PROBABILITY
+        return rng.uniform(size=count) < site
     if variant == "correlated":
-        flagged = rng.uniform() < CORRELATED_IMAGE_PROBABILITY
-        draws = rng.uniform(size=count) < CORRELATED_SITE_PROBABILITY
+        flagged = rng.uniform() < image
+        draws = rng.uniform(size=count) < correlated_site
         return draws & flagged
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 

@@ -300,17 +300,12 @@ def _downsample(img):
     return img.reshape(h, _SS, h, _SS, -1).mean(axis=(1, 3))
 
 
-def _to_uint8(img):
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+_to_uint8 = world._to_uint8
 
 
 def _site_flags(rng, count, variant):
-    if variant == "independent":
-        return rng.uniform(size=count) < SITE_DEFECT_PROBABILITY
-    if variant == "correlated":
-        flagged = rng.uniform() < CORRELATED_IMAGE_PROBABILITY
-        return (rng.uniform(size=count) < CORRELATED_SITE_PROBABILITY) & flagged
-    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return world._site_flags(rng, count, variant, (SITE_DEFECT_PROBABILITY, CORRELATED_IMAGE_PROBABILITY,
+                                                   CORRELATED_SITE_PROBABILITY))
 
 
 def _changed(a, b):
