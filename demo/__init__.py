@@ -1,9 +1,19 @@
 """LoTTS demo: a synthetic "quality world" and a tiny text-to-image model trained on it (apart from the
 product nodes in nodes/). `demo.world` is pure numpy/PIL; the loader and verifier nodes register only inside ComfyUI."""
 
-try:
-    import comfy.model_patcher  # noqa: F401  (probe: are we inside a ComfyUI host?)
-except ImportError:
+def _inside_comfyui_pack():
+    """Nodes register only as the pack's subpackage inside ComfyUI; imported as top-level `demo` (scripts, tests,
+    benchmarks, also in a process that has ComfyUI) the nodes' relative imports of the pack cannot resolve."""
+    if "." not in __name__:
+        return False
+    try:
+        import comfy.model_patcher  # noqa: F401  (probe: are we inside a ComfyUI host?)
+    except ImportError:
+        return False
+    return True
+
+
+if not _inside_comfyui_pack():
     NODE_CLASS_MAPPINGS = {}
     NODE_DISPLAY_NAME_MAPPINGS = {}
 else:
