@@ -273,11 +273,16 @@ class Judges:
         """The held-out segmenter's per-pixel defect probability, (B, H, W)."""
         return torch.sigmoid(self.segmenter_net(ws.to_input(_as_uint8(images))))
 
+    def segment(self, images):
+        """(defective-area fraction, has a defect spot) per image, from one pass of the segmenter."""
+        spots = (self.defect_probability_maps(images) > ws.AREA_THRESHOLD).numpy()
+        return spots.mean(axis=(1, 2)), ws.spots_defective(spots)
+
     def defect_area(self, images):
-        return (self.defect_probability_maps(images) > ws.AREA_THRESHOLD).float().mean(dim=(1, 2)).numpy()
+        return self.segment(images)[0]
 
     def segmenter_defective(self, images):
-        return ws.spots_defective(self.defect_probability_maps(images).numpy() > ws.AREA_THRESHOLD)
+        return self.segment(images)[1]
 
     defective = segmenter_defective  # the name v2's instrument code calls
 

@@ -30,17 +30,16 @@ import time
 from pathlib import Path
 
 import bon_curve
-import judges_v3
 import numpy as np
 import torch
 import trivial_cues
-from common import Bench, add_run_arguments, bootstrap, write_json
+import world3_gates
+from common import add_run_arguments, bootstrap, write_json
 from localization import HIGH, LOW, capture_one
 from quality_vs_compute import Runner
 
 from demo import world3
 
-V3_WEIGHTS = Path(__file__).resolve().parents[1] / "demo" / "weights" / "lotts_demo_world_v3.safetensors"
 PRUNE_AT, PRUNE_KEEP = 0.25, 0.5
 T0_GRID = (0.25, 0.5)
 LEVEL_GRID = (0.1, 0.2, 0.3)
@@ -77,8 +76,9 @@ def prompts_for(split, per_complexity, objects=world3.OBJECT_COUNTS, first=0):
 def judge(judges, images, prompts):
     """Per image: verifier score, defective area, segmenter-defective, parser rows."""
     images = images.clamp(0, 1)
-    return {"score": judges.score(images, prompts).numpy(), "area": judges.defect_area(images),
-            "defective": judges.segmenter_defective(images), "adherence": judges.adherence(images, prompts),
+    area, defective = judges.segment(images)
+    return {"score": judges.score(images, prompts).numpy(), "area": area,
+            "defective": defective, "adherence": judges.adherence(images, prompts),
             "blind": judges.prompt_blind_score(images).numpy()}
 
 
@@ -232,9 +232,7 @@ def main(argv=None, env=None):
                         help="bench/cost_units.py's results")
     opts = parser.parse_args(argv)
     t_start = time.time()
-    bench = Bench(env=env, weights=opts.demo_weights or V3_WEIGHTS, threads=None if env else opts.threads)
-    bench.world = world3
-    bench.judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
+    bench = world3_gates.start_v3_bench(opts, env)
     base = bench.pack.lotts_ops.verifiers.base.Verifier
     bench.vae_raw, bench.verifier_raw = bench.vae, bench.judges.verifier(base)
     bench.verifier = bench.verifier_raw

@@ -33,6 +33,15 @@ from localization import CONTROL_A, CONTROL_B, HIGH, LOW, capture_one
 from demo import world3
 
 V3_WEIGHTS = Path(__file__).resolve().parents[1] / "demo" / "weights" / "lotts_demo_world_v3.safetensors"
+
+
+def start_v3_bench(opts, env=None):
+    """ComfyUI with the v3 demo model (bench/common.Bench) and the v3 judges as `bench.judges` (also `bench.scorers`,
+    the name v2's instrument code reads the segmenter through). `env`: an environment already started (tests)."""
+    bench = Bench(env=env, weights=opts.demo_weights or V3_WEIGHTS, threads=None if env else opts.threads)
+    bench.world = world3
+    bench.judges = bench.scorers = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
+    return bench
 GATES = {  # key: (threshold, direction)
     "colours_present": (0.90, ">="), "objects_right": (0.70, ">="), "count_right": (0.70, ">="),
     "vae_psnr_db": (28.0, ">="), "segmenter_fp_clean_roundtrip": (0.05, "<="),
@@ -180,10 +189,8 @@ def main(argv=None, env=None):
     parser.add_argument("--reps", type=int, default=1000)
     opts = parser.parse_args(argv)
     t0 = time.time()
-    bench = Bench(env=env, weights=opts.demo_weights or V3_WEIGHTS, threads=None if env else opts.threads)
-    bench.world = world3
-    judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
-    bench.scorers = judges  # instrument.redraws reads the segmenter through this name
+    bench = start_v3_bench(opts, env)
+    judges = bench.judges
     sampler = instrument.Sampler(bench, 20, 5.0)
     blocks = {}
     for n in (int(x) for x in opts.objects.split(",")):
