@@ -20,7 +20,13 @@ OUT = REPO / "web" / "docs"
 
 FAMILY_T0 = ("| family | steps | cfg | t0 (start step) |\n|---|---|---|---|\n"
              "| SD1.5 | 50 | 7 | start_fraction 0.5 |\n| SD2.1 | 50 | 7 | step 25 of 50 (paper's best) |\n"
-             "| SDXL | 50 | 6 | step 15 of 50 (paper's best) |\n| FLUX.1-dev | 28 | 1 (FluxGuidance 3.5) | step 1 |\n")
+             "| SDXL | 50 | 6 | step 15 of 50 (paper's best) |\n| FLUX.1-dev | 28 | 1 (FluxGuidance 3.5) | step 1 |\n"
+             "| FLUX.2 Dev | 20 | 1 (FluxGuidance 4) | step 1 (not yet measured) |\n"
+             "| Qwen-Image | 20 | 2.5 (shift 3.1) | step 2 (not yet measured) |\n"
+             "| Z-Image Turbo | 8 | 1 (shift 3) | step 1 (not yet measured) |\n")
+FAMILIES_NOTE = ("**Model families.** Signal `noise difference` works on every text-to-image family ComfyUI samples "
+                 "(FLUX.2, Qwen-Image, Z-Image, SD3 / 3.5, Chroma, ...); `attention` is read on SD1.x, SD2.x, SDXL "
+                 "and FLUX.1 only, and other families refuse it with a message that names the family.")
 VERIFIER_NOTE = ("Every verifier returns higher-is-better scores (`LOTTS_VERIFIER`). Reward models are loaded from "
                  "files you place under `models/lotts_verifiers/`; nothing is ever downloaded.")
 
@@ -33,7 +39,9 @@ INTROS = {
         "It patches a clone of the MODEL; your model and other graphs are untouched.\n\n"
         "**Settings.** `noise_levels` 0.2, 0.3 for every family (early read-outs localise best). `layers` auto: "
         "UNet blocks at half resolution or below, all FLUX double blocks. Cost: 3 model evaluations per candidate "
-        "and level, far less than one sampling run.\n\nFeed `attention` to **LoTTS Defect Mask**."),
+        "and level, far less than one sampling run.\n\nFeed `attention` to **LoTTS Defect Mask**.\n\n"
+        "On families without an attention hook (FLUX.2, Qwen-Image, Z-Image, SD3, Chroma, ...) only the noise "
+        "difference is captured and the heatmap shows it. " + FAMILIES_NOTE),
     "LoTTSDefectMask": (
         "Stage 2: turns the captured attention into a defect map P and a binary mask M (the top `area_ratio` of "
         "P). P = norm(SA@(CA_low - CA_high)) + lambda x norm(SA@CA_orig), or the predicted-noise difference "
@@ -69,7 +77,8 @@ INTROS = {
         + FAMILY_T0 + "\nseeds 3, k 2, one round = 9 samples per prompt, which the paper found to match Best-of-N "
         "at 25-36 on real models. Options beyond the paper: `mask_mode` *defect regions* (re-denoise only the "
         "map's strongest connected regions; a candidate without one is not refined), `crop_padding` (re-denoise "
-        "only a crop around each mask; NFE also reported area-weighted) and early pruning of the seeds."),
+        "only a crop around each mask; NFE also reported area-weighted) and early pruning of the seeds.\n\n"
+        + FAMILIES_NOTE),
     "LoTTSBestOfN": (
         "The baseline LoTTS is measured against: N whole samples from N noises of one seed, keep the verifier's "
         "best, with the same NFE accounting. Its first s candidates are exactly LoTTS Search's s seeds. Optional "

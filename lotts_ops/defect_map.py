@@ -55,12 +55,12 @@ def top_area_mask(p: torch.Tensor, area: float) -> torch.Tensor:
 
 
 def noise_difference_map(eps_low: torch.Tensor, eps_high: torch.Tensor) -> torch.Tensor:
-    """Mean over channels of |eps_low - eps_high|: (B, C, H, W) -> (B, H, W)."""
-    if eps_low.ndim != 4:
-        raise ValueError(f"eps_low must be (B, C, H, W), got shape {tuple(eps_low.shape)}")
+    """Mean over channels (and frames) of |eps_low - eps_high|: (B, C, H, W) or (B, C, T, H, W) -> (B, H, W)."""
+    if eps_low.ndim not in (4, 5):
+        raise ValueError(f"eps_low must be (B, C, H, W) or (B, C, T, H, W), got shape {tuple(eps_low.shape)}")
     if eps_high.shape != eps_low.shape:
         raise ValueError(f"eps_high shape {tuple(eps_high.shape)} must equal eps_low shape {tuple(eps_low.shape)}")
-    return (eps_low.float() - eps_high.float()).abs().mean(dim=1)
+    return (eps_low.float() - eps_high.float()).abs().mean(dim=tuple(range(1, eps_low.ndim - 2)))
 
 
 def resize_maps(m: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -236,21 +236,22 @@ def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable
     return x
 
 
-def capture(model, conds, token_weights, samples, noise_levels, noise_draws, seed, selection):
-    """Run the capture passes. Returns the LOTTS_ATTENTION dict (CPU float32 tensors)."""
-    arch = _model_family.architecture(model)
+def capture(model, conds, token_weights, samples, noise_levels, noise_draws, seed, selection, attention=True):
+    """Run the capture passes. Returns the LOTTS_ATTENTION dict (CPU float32 tensors). With attention=False no
+    recorder is installed (the noise difference needs only the model's predictions) and "maps" is None."""
+    arch = _model_family.require_attention(model) if attention else _model_family.architecture(model)
     _model_family.refuse_multi_gpu(model)
     latent = samples["samples"]
     latent_hw = tuple(latent.shape[-2:])
-    recorder = AttentionRecorder(latent_hw, token_weights, selection, arch)
-    patched = patched_clone(model, recorder)
+    recorder = AttentionRecorder(latent_hw, token_weights, selection, arch) if attention else None
+    patched = patched_clone(model, recorder) if attention else model  # the guider itself patches nothing
     model_sampling = model.get_model_object("model_sampling")
     totals = {name: {"ca": 0, "ca_prop": 0} for name in COND_NAMES}
     noise_difference = 0
     predictions_seen = []
 
     def on_predictions(x, timestep, predictions):
-        sigma = timestep.reshape(-1, 1, 1, 1).to(x.dtype)
+        sigma = timestep.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)  # 4-D images, 5-D (B, C, T, H, W) too
         predictions_seen.append([(x - p) / sigma for p in predictions])  # eps for EPS, velocity-like for flow
 
     passes = [level for level in noise_levels for _ in range(noise_draws)]
@@ -263,10 +264,11 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         guider = QualityPromptGuider(patched, on_predictions)
         guider.set_quality_conds(conds)
         noise = comfy.sample.prepare_noise(latent, seed + pass_index)
-        recorder.reset_pass()
         predictions_seen.clear()
+        if recorder is not None:
+            recorder.reset_pass()
         guider.sample(noise, latent, sampler, sigmas, denoise_mask=None, disable_pbar=True, seed=seed + pass_index)
-        for index, name in enumerate(COND_NAMES):
+        for index, name in enumerate(COND_NAMES if recorder is not None else ()):
             maps = recorder.averaged(index)
             if maps is None:
                 raise RuntimeError(f"no attention was recorded for the '{name}' prompt; check the layers input")
@@ -277,10 +279,10 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         progress.advance(_preview.colorize(defect_map.normalize_maps(noise_difference)))  # where it looks so far
     n = len(passes)
     return {
-        "maps": {name: {k: v / n for k, v in entry.items()} for name, entry in totals.items()},
+        "maps": {name: {k: v / n for k, v in entry.items()} for name, entry in totals.items()} if attention else None,
         "noise_difference": noise_difference / n,
         "latent_shape": tuple(latent.shape),
-        "layers": sorted(str(layer) for layer in recorder.layers_seen),
+        "layers": sorted(str(layer) for layer in recorder.layers_seen) if recorder is not None else [],
         "noise_levels": list(noise_levels),
         "noise_draws": noise_draws,
         "architecture": arch,

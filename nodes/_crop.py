@@ -35,12 +35,12 @@ def refine_in_crops(model, positive, negative, samples, masks, seed, steps, cfg,
         if not bool((masks[b] > 0).any()):
             continue
         y0, y1, x0, x1 = crop_box(masks[b], padding)
-        crop = {"samples": latent[b:b + 1, :, y0:y1, x0:x1]}
+        crop = {"samples": latent[b:b + 1, ..., y0:y1, x0:x1]}
         before = counter.count if counter is not None else 0
         refined, _ = _local.localized_refine(model, positive, negative, crop, masks[b:b + 1, y0:y1, x0:x1], seed, steps,
                                              cfg, sampler_name, scheduler, start_step, k, global_steps,
-                                             show_progress=False, noise=noise[b * k:(b + 1) * k, :, y0:y1, x0:x1])
-        out[b * k:(b + 1) * k, :, y0:y1, x0:x1] = refined["samples"]
+                                             show_progress=False, noise=noise[b * k:(b + 1) * k, ..., y0:y1, x0:x1])
+        out[b * k:(b + 1) * k, ..., y0:y1, x0:x1] = refined["samples"]
         if counter is not None:
             weighted += (counter.count - before) * (y1 - y0) * (x1 - x0) / (height * width)
     result = _local.output_latent(samples)

@@ -31,7 +31,8 @@ class Lineages:
         local, settings, counter = self.local, self.settings, self.counter
         before = counter.count
         attention = _capture.capture(self.counted, local.conds, local.token_weights, {"samples": self.current[which]},
-                                     local.noise_levels, local.noise_draws, seed, local.selection)
+                                     local.noise_levels, local.noise_draws, seed, local.selection,
+                                     attention=local.signal != "noise difference")
         self.nfe_capture += counter.count - before
         p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
                                                                       local.foreground_weight, True))

@@ -20,8 +20,10 @@ from . import _model_family
 
 
 def candidate_masks(mask, samples, refinements):
-    """The noise_mask for a latent batch of B candidates x k refinements, (B*k, 1, H, W) at latent size.
-    A mask batch of 1 applies to every candidate; otherwise it must equal the candidate batch."""
+    """The noise_mask for a latent batch of B candidates x k refinements, (B*k, 1, H, W) at latent size, or
+    (B*k, 1, 1, H, W) for 5-D latents (B, C, T, H, W): ComfyUI reads a 4-D mask of a 5-D latent as frames and
+    would spread the candidates' masks along T. A mask batch of 1 applies to every candidate; otherwise it must
+    equal the candidate batch."""
     latent = samples["samples"]
     batch = latent.shape[0]
     if mask.ndim == 2:
@@ -35,9 +37,10 @@ def candidate_masks(mask, samples, refinements):
     aspect_latent, aspect_mask = width / height, mask.shape[-1] / mask.shape[-2]
     if abs(aspect_latent - aspect_mask) > 0.05 * aspect_latent:
         raise ValueError(f"mask: size {tuple(mask.shape[-2:])} has a different aspect ratio than the latent "
-                         f"{(height, width)} (x8 = image {(height * 8, width * 8)})")
+                         f"{(height, width)} of shape {tuple(latent.shape)}")
     mask = mask_ops.resize_mask(mask.float().clamp(0, 1), height, width).expand(batch, height, width)
-    return mask.repeat_interleave(refinements, dim=0).unsqueeze(1)
+    mask = mask.repeat_interleave(refinements, dim=0).unsqueeze(1)
+    return mask.unsqueeze(2) if latent.ndim == 5 else mask
 
 
 def output_latent(samples):

@@ -7,29 +7,79 @@ import comfy.model_base
 
 UNET = "unet"
 FLUX = "flux"
+NOISE_ONLY = "noise only"  # any other text-to-image family: the noise-difference signal needs no attention
+
+# model_base class name -> (family key, what users call it, pixels per latent cell for hosts whose latent format
+# does not record it). Families not listed are served by name with the latent format's ratio, else 8.
+FAMILY_TABLE = {
+    "Flux2": ("flux2", "FLUX.2", 16),
+    "QwenImage": ("qwen_image", "Qwen-Image", 8),
+    "Lumina2": ("lumina2", "Z-Image / Lumina 2", 8),
+    "ZImagePixelSpace": ("zimage_pixel", "Z-Image (pixel space)", 1),
+    "SD3": ("sd3", "SD3 / 3.5", 8),
+    "Chroma": ("chroma", "Chroma", 8),
+    "ChromaRadiance": ("chroma_radiance", "Chroma Radiance", 1),
+    "HiDream": ("hidream", "HiDream", 8),
+    "HunyuanImage21": ("hunyuan_image21", "HunyuanImage 2.1", 32),
+    "LongCatImage": ("longcat_image", "LongCat-Image", 8),
+    "PixArt": ("pixart", "PixArt", 8),
+    "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
+}
+_ATTENTION_FAMILIES = "SD1.x, SD2.x, SDXL and FLUX.1"
+
+
+def _table_entry(model):
+    for cls in type(model.model).__mro__:  # the most specific class listed (ChromaRadiance before Chroma)
+        if cls.__name__ in FAMILY_TABLE:
+            return FAMILY_TABLE[cls.__name__]
+    return None
+
+
+def _is_flux1(model):
+    base = model.model
+    if not isinstance(base, comfy.model_base.Flux) or not isinstance(base.diffusion_model, comfy.ldm.flux.model.Flux):
+        return False
+    # FLUX.2 / Klein, Chroma and LongCat-Image share FLUX's classes but not its latents, token layout or text
+    # encoder: they take the noise-difference path
+    return _table_entry(model) is None
 
 
 def architecture(model):
-    """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux'; a clear error for anything else."""
-    diffusion_model = model.model.diffusion_model
-    if isinstance(diffusion_model, comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel):
+    """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (FLUX.1), where the capture can read
+    attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
+    base = getattr(model, "model", None)
+    if getattr(base, "diffusion_model", None) is None:
+        raise ValueError(f"model: {type(base).__name__} has no diffusion model; connect a text-to-image MODEL")
+    if isinstance(base.diffusion_model, comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel):
         return UNET
-    if isinstance(diffusion_model, comfy.ldm.flux.model.Flux):
-        # FLUX.2 / Klein share the FLUX network class but not its latents (128 channels at 1/16) nor its
-        # templated text, so token weights and previews would be silently wrong
-        flux2 = getattr(comfy.model_base, "Flux2", None)
-        if (flux2 is not None and isinstance(model.model, flux2)) or not isinstance(model.model, comfy.model_base.Flux):
-            raise ValueError(f"model: FLUX.2 and Klein models ({type(model.model).__name__}) are not supported yet; "
-                             "LoTTS supports FLUX.1, SD1.x, SD2.x and SDXL")
+    if _is_flux1(model):
         return FLUX
-    raise ValueError(
-        f"model: LoTTS attention capture supports UNet models (SD1.x, SD2.x, SDXL) and FLUX, "
-        f"got {type(model.model).__name__} / {type(diffusion_model).__name__}")
+    return NOISE_ONLY
+
+
+def display_name(model):
+    entry = _table_entry(model)
+    return entry[1] if entry else {"flux": "FLUX.1", "sdxl": "SDXL", "sd1x": "SD1.x", "sd2x": "SD2.x"}.get(
+        family_name(model), type(model.model).__name__)
+
+
+def require_attention(model, input_name="signal"):
+    """The architecture, or one error naming the family and what works instead when it has no attention hook."""
+    arch = architecture(model)
+    if arch == NOISE_ONLY:
+        raise ValueError(
+            f"{input_name}: attention is not captured for {display_name(model)} models ({type(model.model).__name__}); "
+            f"LoTTS reads attention on {_ATTENTION_FAMILIES}. Use signal 'noise difference', which works on "
+            f"every family")
+    return arch
 
 
 def family_name(model):
-    """A short family label for reports and per-family defaults."""
+    """A short family key for reports and per-family defaults."""
     base = model.model
+    entry = _table_entry(model)
+    if entry:
+        return entry[0]
     if isinstance(base, comfy.model_base.Flux):
         return "flux"
     if isinstance(base, comfy.model_base.SDXL):
@@ -92,8 +142,12 @@ def check_latent_channels(model, samples, input_name="samples"):
 
 def latent_to_image_scale(model):
     """Pixels per latent cell along each side: the latent format's own ratio where the host records one
-    (newer ComfyUI), else 8, the ratio of every family LoTTS supports."""
-    return int(getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", 8))
+    (newer ComfyUI), else the family table's, else 8 (SD1.x / 2.x / XL, FLUX.1 and most others)."""
+    recorded = getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", None)
+    if recorded is not None:
+        return int(recorded)
+    entry = _table_entry(model)
+    return entry[2] if entry else 8
 
 
 def fix_empty_latent_channels(model, latent, samples):

@@ -55,8 +55,9 @@ def content_token_weights(clip, text, prompt, n_tokens):
     return weights
 
 
-def encode_quality_conditionings(clip, prompt, high_template, low_template):
-    """[(conditioning, token_weights)] for the original, high-quality and low-quality prompts."""
+def encode_quality_conditionings(clip, prompt, high_template, low_template, token_weights=True):
+    """[(conditioning, token_weights)] for the original, high-quality and low-quality prompts. The weights are
+    for the attention signal only; token_weights=False leaves them None (the noise difference reads no tokens)."""
     if clip is None:
         raise ValueError("clip: no CLIP connected (a checkpoint without a text encoder gives None); "
                          "connect a CLIP loader")
@@ -70,5 +71,6 @@ def encode_quality_conditionings(clip, prompt, high_template, low_template):
         tokens = clip.tokenize(text)
         conditioning = clip.encode_from_tokens_scheduled(tokens)
         n_tokens = conditioning[0][0].shape[1]
-        encoded.append((conditioning, content_token_weights(clip, text, prompt, n_tokens)))
+        weights = content_token_weights(clip, text, prompt, n_tokens) if token_weights else None
+        encoded.append((conditioning, weights))
     return encoded

@@ -83,6 +83,10 @@ def decode(vae, latents):
     images = vae.decode(latents)
     if images.ndim == 5:  # video VAEs return (B, T, H, W, C); one frame here
         images = images.reshape(-1, *images.shape[-3:])
+    broken = int((~torch.isfinite(images.flatten(1)).all(dim=1)).sum())
+    if broken:  # a NaN image would be scored, maybe picked, and saved as black
+        raise RuntimeError(f"{broken} of {images.shape[0]} candidates decoded to NaN or inf values: the model or the "
+                           f"VAE overflowed (fp16? try bf16 or fp32 weights / --fp32-vae)")
     return images
 
 

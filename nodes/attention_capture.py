@@ -14,9 +14,10 @@ class LoTTSQualityAttentionCapture:
     RETURN_NAMES = ("attention", "heatmap")
     OUTPUT_TOOLTIPS = (
         "Per-candidate attention maps under the original, high-quality and low-quality prompts (plus the "
-        "predicted-noise difference). Feed it to 'LoTTS Defect Mask'.",
+        "predicted-noise difference; that alone on families without an attention hook). Feed it to "
+        "'LoTTS Defect Mask'.",
         "Preview: where the low-quality prompt attends more than the high-quality one (red = more), "
-        "after self-attention propagation.",
+        "after self-attention propagation; the noise difference where no attention is read.",
     )
     DESCRIPTION = (
         "Re-noises each finished candidate to the given noise level(s) and runs the frozen model once under "
@@ -27,7 +28,9 @@ class LoTTSQualityAttentionCapture:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "The model that made the candidates (SD1.x, SD2.x, SDXL or FLUX)."}),
+            "model": ("MODEL", {"tooltip": (
+                "The model that made the candidates. Attention is read on SD1.x, SD2.x, SDXL and FLUX.1; other "
+                "families (FLUX.2, Qwen-Image, Z-Image, SD3, Chroma, ...) give the noise difference only.")}),
             "clip": ("CLIP", {"tooltip": "Its text encoder; encodes the three quality prompts."}),
             "samples": ("LATENT", {"tooltip": "Finished candidates (any batch size), e.g. a KSampler output."}),
             "prompt": ("STRING", {"multiline": True, "default": "",
@@ -56,15 +59,21 @@ class LoTTSQualityAttentionCapture:
         levels = schedule.parse_float_list(noise_levels, "noise_levels", 0.0, 1.0)
         if any(level <= 0.0 for level in levels):
             raise ValueError("noise_levels: every level must be above 0 (0 means no noise, nothing to read)")
-        selection = _model_family.parse_layer_selection(layers, arch)
-        encoded = encode_quality_conditionings(clip, prompt, high_quality_template, low_quality_template)
+        # families without an attention hook get the noise difference alone (Defect Mask says so if asked more)
+        attention = arch != _model_family.NOISE_ONLY
+        selection = _model_family.parse_layer_selection(layers, arch) if attention else None
+        encoded = encode_quality_conditionings(clip, prompt, high_quality_template, low_quality_template, attention)
         conds = [c for c, _ in encoded]
         weights = {i: w for i, (_, w) in enumerate(encoded)}
-        result = _capture.capture(model, conds, weights, samples, levels, noise_draws, seed, selection)
+        result = _capture.capture(model, conds, weights, samples, levels, noise_draws, seed, selection, attention)
         result["prompt"] = prompt
         result["family"] = _model_family.family_name(model)
+        result["family_display"] = _model_family.display_name(model)
         maps = result["maps"]
-        contrast = defect_map.normalize_maps(maps["low"]["ca_prop"] - maps["high"]["ca_prop"])
+        if maps is not None:
+            contrast = defect_map.normalize_maps(maps["low"]["ca_prop"] - maps["high"]["ca_prop"])
+        else:
+            contrast = defect_map.normalize_maps(result["noise_difference"])
         return (result, _preview.heatmap_images(contrast, samples["samples"].shape, result["latent_to_image"]))
 
 

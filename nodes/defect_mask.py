@@ -16,16 +16,18 @@ def defect_probability_from_capture(attention, signal, foreground_weight, self_a
     predicted-noise difference, or the mean of both (each normalised)."""
     if signal not in SIGNALS:
         raise ValueError(f"signal: must be one of {SIGNALS}, got {signal!r}")
+    if signal != "noise difference" and attention.get("maps") is None:
+        raise ValueError(f"signal: '{signal}' needs attention maps, and this capture has none "
+                         f"({attention.get('family_display', 'this family')} has no attention hook); use 'noise difference'")
+    if signal == "noise difference":
+        return defect_map.normalize_maps(attention["noise_difference"])
     kind = "ca_prop" if self_attention_propagation else "ca"
     maps = attention["maps"]
     p_attention = defect_map.defect_probability(maps["low"][kind] - maps["high"][kind], maps["orig"][kind],
                                                 foreground_weight)
     if signal == "attention":
         return p_attention
-    p_noise = defect_map.normalize_maps(attention["noise_difference"])
-    if signal == "noise difference":
-        return p_noise
-    return 0.5 * (defect_map.normalize_maps(p_attention) + p_noise)
+    return 0.5 * (defect_map.normalize_maps(p_attention) + defect_map.normalize_maps(attention["noise_difference"]))
 
 
 class LoTTSDefectMask:
@@ -34,8 +36,8 @@ class LoTTSDefectMask:
     RETURN_TYPES = ("MASK", "MASK", "STRING", "IMAGE")
     RETURN_NAMES = ("mask", "defect_map", "defect_scores", "preview")
     OUTPUT_TOOLTIPS = (
-        "Binary defect mask at image resolution (latent x 8): the top area_ratio of the defect map, one per "
-        "candidate.",
+        "Binary defect mask at image resolution (latent x the model's scale: 8 for SD and FLUX.1, 16 for FLUX.2): "
+        "the top area_ratio of the defect map, one per candidate.",
         "The soft defect map P in [0, 1] at image resolution (for your own thresholding).",
         "JSON list: per candidate, the mean of P inside its mask (higher = stronger defect evidence).",
         "Heatmap of P with the mask outline tinted, per candidate.",
@@ -55,7 +57,8 @@ class LoTTSDefectMask:
                 "low-minus-high contrast. 0 = contrast only.")}),
             "signal": (list(SIGNALS), {"default": "attention", "tooltip": (
                 "attention: the paper's cross-attention contrast. noise difference: |eps_low - eps_high|, the "
-                "difference of the model's predictions under the two quality prompts (architecture-agnostic). "
+                "difference of the model's predictions under the two quality prompts: every model family, the only "
+                "signal for families without an attention hook (FLUX.2, Qwen-Image, Z-Image, SD3, Chroma, ...). "
                 "Or the mean of both.")}),
             "self_attention_propagation": ("BOOLEAN", {"default": True, "tooltip": (
                 "Propagate cross-attention through the same layer's self-attention (SA @ CA) before "

@@ -96,7 +96,7 @@ class LoTTSLocalRefine:
         start = schedule.resolve_start_step(steps, start_at_step, start_fraction)
         refined, noise_mask = _local.localized_refine(model, positive, negative, samples, mask, seed, steps, cfg,
                                                       sampler_name, scheduler, start, refinements, global_steps)
-        return (refined, noise_mask[:, 0])
+        return (refined, noise_mask.reshape(noise_mask.shape[0], *noise_mask.shape[-2:]))  # (B*k, H, W), 4-D or 5-D
 
 
 NODE_CLASS_MAPPINGS = {

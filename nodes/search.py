@@ -26,7 +26,9 @@ OUTPUT_TOOLTIPS = (
 
 def _sampling_inputs():
     return {
-        "model": ("MODEL", {"tooltip": "The diffusion model (SD1.x, SD2.x, SDXL or FLUX)."}),
+        "model": ("MODEL", {"tooltip": (
+            "The diffusion model: any text-to-image family with signal 'noise difference'; the attention signal on "
+            "SD1.x, SD2.x, SDXL and FLUX.1.")}),
         "vae": ("VAE", {"tooltip": "Decodes candidates for the verifier."}),
         "verifier": (VERIFIER_TYPE, {"tooltip": "Scores candidates; higher is better (see the verifier nodes)."}),
         "positive": ("CONDITIONING", {"tooltip": "Positive conditioning, as for a KSampler."}),
@@ -165,15 +167,16 @@ class LoTTSSearch:
                crop_padding=-1, region_selection=False, nfe_budget=0, stop_score=1e6, prune_at_step=0, prune_keep=0.5):
         _require_prompt(prompt)
         pruning = _pruning(prune_at_step, prune_keep, steps)
-        arch = _model_family.architecture(model)
+        attention = signal != "noise difference"  # the noise difference needs no recorder and no token weights
+        arch = _model_family.require_attention(model) if attention else _model_family.architecture(model)
         start = schedule.resolve_start_step(steps, start_at_step, start_fraction)
         if global_steps > steps - start:
             raise ValueError(f"global_steps: {global_steps} is more than the {steps - start} steps after t0={start}")
-        encoded = encode_quality_conditionings(clip, prompt, high_quality_template, low_quality_template)
+        encoded = encode_quality_conditionings(clip, prompt, high_quality_template, low_quality_template, attention)
         local = _search.LocalSettings(
             conds=[c for c, _ in encoded], token_weights={i: w for i, (_, w) in enumerate(encoded)},
             noise_levels=schedule.parse_float_list(noise_levels, "noise_levels", 1e-3, 1.0), noise_draws=1,
-            selection=_model_family.parse_layer_selection(layers, arch), area_ratio=area_ratio,
+            selection=_model_family.parse_layer_selection(layers, arch) if attention else None, area_ratio=area_ratio,
             foreground_weight=foreground_weight, signal=signal, start_step=start, refinements=refinements,
             global_steps=global_steps, rounds=rounds, mask_mode=mask_mode, region_threshold=region_threshold,
             region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding,

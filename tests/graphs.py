@@ -1,9 +1,17 @@
 """API-format graph pieces shared by the tests: tiny models, prompts and candidates from a real KSampler."""
 
 
+def empty_latent_node(family):
+    """The empty-latent node users pair with each family (16 channels; FLUX.2: 128 at 1/16; Qwen-Image's
+    4-D latent becomes 5-D in the sampler)."""
+    if family == "flux2":
+        return "EmptyFlux2LatentImage"
+    return "EmptyLatentImage" if family in ("sd15", "sd21", "sdxl") else "EmptySD3LatentImage"
+
+
 def candidates_graph(family, batch=2, steps=3, cfg=4.0, prompt="a red circle"):
     """Nodes 1-5: tiny models, positive/negative prompts, an empty latent and a KSampler making candidates."""
-    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
+    empty = empty_latent_node(family)
     return {
         "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": prompt}},
@@ -18,8 +26,8 @@ def candidates_graph(family, batch=2, steps=3, cfg=4.0, prompt="a red circle"):
 STEPS = 4
 
 
-def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1):
-    empty = "EmptySD3LatentImage" if family == "flux" else "EmptyLatentImage"
+def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1, signal="attention"):
+    empty = empty_latent_node(family)
     common = {"vae": ["1", 2], "verifier": ["6", 0], "positive": ["2", 0], "negative": ["3", 0],
               "latent_image": ["4", 0], "prompt": "a red circle", "seed": 21, "steps": STEPS, "cfg": 3.0,
               "sampler_name": "euler", "scheduler": "normal"}
@@ -35,7 +43,7 @@ def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1):
         "21": {"class_type": "LoTTSSearch", "inputs": {
             **common, "model": ["11", 0], "clip": ["1", 1], "seeds": seeds, "refinements": refinements,
             "rounds": rounds, "start_at_step": 2, "start_fraction": 0.0, "global_steps": 1, "area_ratio": 0.5,
-            "foreground_weight": 0.3, "signal": "attention", "noise_levels": "0.3",
+            "foreground_weight": 0.3, "signal": signal, "noise_levels": "0.3",
             "high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",
             "layers": "auto"}},
         "30": {"class_type": "PreviewImage", "inputs": {"images": ["20", 3]}},

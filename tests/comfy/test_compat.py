@@ -59,16 +59,26 @@ def test_another_nodes_attention_override_still_applies_in_patched_layers(comfy_
     assert len(seen) >= 2 * n_blocks  # attn1 and attn2 of every block (all patched by the capture)
 
 
-def test_flux2_and_klein_are_refused_with_a_clear_error(comfy_env, tiny):
+@pytest.mark.parametrize("base_class, name", [("Flux2", "FLUX.2"), ("Chroma", "Chroma"),
+                                               ("LongCatImage", "LongCat-Image")])
+def test_flux_relatives_take_the_noise_difference_path(comfy_env, tiny, base_class, name):
+    """FLUX.2 / Klein, Chroma and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no
+    FLUX.1 token layout is assumed (LongCat's (t, 1.0) tokens crashed it), attention is refused by name."""
     import comfy.model_base
 
+    if not hasattr(comfy.model_base, base_class):
+        pytest.skip(f"this host has no {base_class}")
     model, _, _ = tiny("flux")
-    base = comfy.model_base.Flux2.__new__(comfy.model_base.Flux2)  # a FLUX.2 base around the same network class
+    cls = getattr(comfy.model_base, base_class)
+    base = cls.__new__(cls)  # a base of that family around the same network class
     torch.nn.Module.__init__(base)
     base.diffusion_model = model.model.diffusion_model
-    with pytest.raises(ValueError, match="FLUX.2 and Klein"):
-        comfy_env.pack.nodes._model_family.architecture(types.SimpleNamespace(model=base))
-    assert comfy_env.pack.nodes._model_family.architecture(model) == "flux"
+    relative = types.SimpleNamespace(model=base)
+    family = comfy_env.pack.nodes._model_family
+    assert family.architecture(relative) == "noise only"
+    with pytest.raises(ValueError, match=f"signal: attention is not captured for {name} models .*'noise difference'"):
+        family.require_attention(relative)
+    assert family.architecture(model) == "flux"
 
 
 def test_latent_scale_comes_from_the_latent_format(comfy_env, tiny):

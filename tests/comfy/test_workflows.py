@@ -14,10 +14,11 @@ sys.path.insert(0, str(harness.REPO))
 from lotts_client import ComfyClient, overrides, workflow  # noqa: E402
 
 WORKFLOWS = harness.REPO / "workflows"
-FAMILY_FILES = {"sd15": "lotts_sd15", "sd21": "lotts_sd21", "sdxl": "lotts_sdxl", "flux": "lotts_flux"}
+FAMILY_FILES = {"sd15": "lotts_sd15", "sd21": "lotts_sd21", "sdxl": "lotts_sdxl", "flux": "lotts_flux",
+                "flux2": "lotts_flux2", "qwen_image": "lotts_qwen_image", "zimage": "lotts_zimage"}
 DEMO_FILES = ("lotts_demo_pipeline", "lotts_demo_search", "lotts_vs_best_of_n_demo")
 LOADERS = {"CheckpointLoaderSimple": {0: 0, 1: 1, 2: 2}, "LoTTSDemoModelLoader": {0: 0, 1: 1, 2: 2},
-           "UNETLoader": {0: 0}, "DualCLIPLoader": {0: 1}, "VAELoader": {0: 2}}
+           "UNETLoader": {0: 0}, "DualCLIPLoader": {0: 1}, "CLIPLoader": {0: 1}, "VAELoader": {0: 2}}
 TINY = "900"
 
 pytestmark = pytest.mark.server
@@ -132,6 +133,21 @@ def test_recommended_settings_per_family():
         assert loader["inputs"]["ckpt_name"] == ckpt
 
 
+def test_new_family_workflows_use_the_usual_files_and_the_noise_difference():
+    usual = {"flux2": ("flux2_dev_fp8mixed.safetensors", "mistral_3_small_flux2_bf16.safetensors", "flux2",
+                       "flux2-vae.safetensors", "EmptyFlux2LatentImage"),
+             "qwen_image": ("qwen_image_fp8_e4m3fn.safetensors", "qwen_2.5_vl_7b_fp8_scaled.safetensors", "qwen_image",
+                            "qwen_image_vae.safetensors", "EmptySD3LatentImage"),
+             "zimage": ("z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors", "lumina2", "ae.safetensors",
+                        "EmptySD3LatentImage")}
+    for family, (unet, text, clip_type, vae, empty) in usual.items():
+        nodes = {n["class_type"]: n["inputs"] for n in api_graph(FAMILY_FILES[family]).values()}
+        assert nodes["UNETLoader"]["unet_name"] == unet and nodes["VAELoader"]["vae_name"] == vae
+        assert (nodes["CLIPLoader"]["clip_name"], nodes["CLIPLoader"]["type"]) == (text, clip_type)
+        assert empty in nodes and nodes["LoTTSSearch"]["signal"] == "noise difference"
+        assert (nodes["LoTTSSearch"]["refinements"], nodes["LoTTSSearch"]["area_ratio"]) == (2, 0.5)
+
+
 def on_tiny_models(graph, family, steps=4, size=64):
     """The same graph with the real loaders swapped for the test pack's tiny models of `family`, the verifier
     for a deterministic contrast scorer, and a tiny size and step count."""
@@ -150,7 +166,7 @@ def on_tiny_models(graph, family, steps=4, size=64):
         for name, value in inputs.items():
             if workflow.is_link(value) and tuple(value) in remap:
                 inputs[name] = remap[tuple(value)]
-        if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
+        if node["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyFlux2LatentImage"):
             inputs.update(width=size, height=size)
         if "steps" in inputs and node["class_type"].startswith(("LoTTS", "KSampler")):
             inputs["steps"] = steps
@@ -164,7 +180,7 @@ def on_tiny_models(graph, family, steps=4, size=64):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["sd15", "flux"])  # sd21/sdxl graphs have sd15's structure (checked above)
+@pytest.mark.parametrize("family", ["sd15", "flux", "flux2", "qwen_image", "zimage"])  # sd21/sdxl: sd15's structure
 def test_family_workflow_runs_on_tiny_models(comfy_server, family):
     # budget 3 (1 seed x (1 + 2 refinements)) and one capture level keep it quick; the shipped values are
     # checked in test_recommended_settings_per_family
@@ -176,7 +192,8 @@ def test_family_workflow_runs_on_tiny_models(comfy_server, family):
     assert (comfy_server.base_dir / "output" / saved[0].subfolder / saved[0].filename).is_file()
     report = json.loads(next(iter(result.texts.values()))[0])
     assert report["method"] == "lotts" and report["samples_per_prompt"] == 3 and len(report["scores"]) == 3
-    assert report["start_step"] == {"sd15": 2, "sd21": 2, "sdxl": 1, "flux": 1}[family]
+    assert report["start_step"] == {"sd15": 2, "sd21": 2, "sdxl": 1, "flux": 1, "flux2": 1, "qwen_image": 2,
+                                    "zimage": 1}[family]
 
 
 @pytest.mark.slow

@@ -67,6 +67,19 @@ def test_noise_difference_map():
         noise_difference_map(low, high[:, :1])
 
 
+def test_noise_difference_map_5d_averages_channels_and_frames():
+    # Qwen-Image latents are (B, C, T, H, W): one map per candidate, never mixed across the batch
+    low = torch.zeros(2, 2, 1, 2, 2)
+    high = torch.zeros(2, 2, 1, 2, 2)
+    high[1, 0, 0, 1, 0] = 4.0
+    out = noise_difference_map(low, high)
+    assert out.shape == (2, 2, 2)
+    torch.testing.assert_close(out[1], torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+    assert float(out[0].abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="eps_low"):
+        noise_difference_map(low[0, 0], high[0, 0])
+
+
 def test_resize_maps_up_and_down():
     m = torch.zeros(1, 8, 8)
     m[0, :, 4:] = 1.0

@@ -7,6 +7,8 @@ generator (fan-in scaled normals, unit norms, zero biases) to keep every run ide
 """
 
 import dataclasses
+import importlib
+import inspect
 import math
 
 import comfy.ldm.flux.model
@@ -16,9 +18,12 @@ import comfy.sd
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.taesd.taesd
+import comfy.text_encoders.flux
 import torch
 
-FAMILIES = ("sd15", "sd21", "sdxl", "flux")
+FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image")
+# families served by the noise-difference signal only (no attention hook in the pack)
+NOISE_ONLY_FAMILIES = ("sd3", "chroma", "flux2", "zimage", "qwen_image")
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
@@ -49,7 +54,7 @@ FAMILY_SPECS = {
                        "num_classes": "sequential", "use_linear_in_transformer": True},
                  clip_options={"clip_l_model_config": _CLIP_TINY, "clip_g_model_config": _CLIP_TINY},
                  latent_channels=4),
-    "flux": dict(config_class=comfy.supported_models.Flux,
+    "flux": dict(config_class=comfy.supported_models.Flux,  # noqa: E501
                  unet={"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 16,
                        "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 4, "depth": 2,
                        "depth_single_blocks": 2, "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2,
@@ -61,11 +66,101 @@ FAMILY_SPECS = {
 }
 
 
-def seeded_init_(module, seed):
+
+_T5_TINY = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2}
+# llama-style text encoders: tiny widths, the real tokenizers; head_dim stays the class's 128
+_LLAMA_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 1,
+               "num_key_value_heads": 1}
+
+
+def _clip_target(module, tokenizer, te_factory, **kwargs):
+    """A ClipTarget of a text encoder module, built with the encoder present (clip_target({}) of some families
+    detects no encoder in an empty state dict)."""
+    mod = importlib.import_module(f"comfy.text_encoders.{module}")
+    return comfy.supported_models_base.ClipTarget(getattr(mod, tokenizer), getattr(mod, te_factory)(**kwargs))
+
+
+_NOISE_ONLY_SPECS = {
+    # SD3 / 3.5: MMDiT, hidden 64 x depth; context = clip_l / clip_g hidden states padded to T5's 4096
+    "sd3": dict(config_class=getattr(comfy.supported_models, "SD3", None),
+                unet={"in_channels": 16, "out_channels": 16, "pos_embed_scaling_factor": None, "patch_size": 2,
+                      "depth": 2, "adm_in_channels": 64, "pos_embed_max_size": 32, "num_patches": 1024,
+                      "context_embedder_config": {"target": "torch.nn.Linear",
+                                                  "params": {"in_features": 4096, "out_features": 128}}},
+                clip=("sd3_clip", "SD3Tokenizer", "sd3_clip", {"clip_l": True, "clip_g": True, "t5": False}),
+                clip_options={"clip_l_model_config": _CLIP_TINY, "clip_g_model_config": _CLIP_TINY},
+                latent_channels=16),
+    "chroma": dict(config_class=getattr(comfy.supported_models, "Chroma", None),
+                   unet={"image_model": "chroma", "in_channels": 64, "out_channels": 64, "context_in_dim": 32,
+                         "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 4, "depth": 1, "depth_single_blocks": 1,
+                         "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2, "qkv_bias": True, "in_dim": 64,
+                         "out_dim": 64, "hidden_dim": 64, "n_layers": 1, "txt_ids_dims": [], "vec_in_dim": None},
+                   clip=("pixart_t5", "PixArtTokenizer", "pixart_te", {}),
+                   clip_options={"t5xxl_model_config": _T5_TINY}, latent_channels=16),
+    # FLUX.2: 128 latent channels at 1/16, patch 1, text = 3 Mistral layers (10, 20, 30) concatenated
+    "flux2": dict(config_class=getattr(comfy.supported_models, "Flux2", None),
+                  unet={"image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None,
+                        "context_in_dim": 48, "hidden_size": 64, "mlp_ratio": 3.0, "num_heads": 4, "depth": 1,
+                        "depth_single_blocks": 1, "axes_dim": [4, 4, 4, 4], "theta": 2000, "patch_size": 1,
+                        "qkv_bias": False, "guidance_embed": True, "txt_ids_dims": [3], "global_modulation": True,
+                        "mlp_silu_act": True, "ops_bias": False, "default_ref_method": "index",
+                        "ref_index_scale": 10.0},
+                  # FLUX.2 Klein's Qwen3 (layers 9, 18, 27; its tokenizer is bundled, Mistral's ships inside the
+                  # checkpoint); hosts before Klein: a T5 of the same width
+                  clip=(("flux", "KleinTokenizer", "klein_te", {}) if hasattr(comfy.text_encoders.flux, "klein_te")
+                        else ("pixart_t5", "PixArtTokenizer", "pixart_te", {})),
+                  clip_options={"qwen3_4b_model_config": {**_LLAMA_TINY, "hidden_size": 16, "intermediate_size": 32,
+                                                          "num_hidden_layers": 28},
+                                "t5xxl_model_config": {**_T5_TINY, "d_model": 48}},
+                  latent_channels=128),
+    # Z-Image: Lumina 2's NextDiT with Z-Image's modulation (its 256-wide time embedding needs dim >= 256);
+    # text = Qwen3 in a chat template
+    "zimage": dict(config_class=getattr(comfy.supported_models, "ZImage", None),
+                   unet={"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 256, "cap_feat_dim": 32,
+                         "n_layers": 2, "n_refiner_layers": 1, "n_heads": 8, "n_kv_heads": 8, "qk_norm": True,
+                         "multiple_of": 16, "axes_dims": [8, 12, 12], "axes_lens": [1536, 512, 512],
+                         "rope_theta": 256.0, "ffn_dim_multiplier": 8.0 / 3.0, "z_image_modulation": True,
+                         "time_scale": 1000.0},
+                   clip=("z_image", "ZImageTokenizer", "te", {}),
+                   clip_options={"qwen3_4b_model_config": _LLAMA_TINY}, latent_channels=16),
+    # Qwen-Image: 5-D latents (B, 16, 1, h, w) of the Wan 2.1 VAE; text = Qwen2.5-VL in a chat template
+    "qwen_image": dict(config_class=getattr(comfy.supported_models, "QwenImage", None),
+                       unet={"image_model": "qwen_image", "patch_size": 2, "in_channels": 64, "out_channels": 16,
+                             "num_layers": 2, "attention_head_dim": 32, "num_attention_heads": 2,
+                             "joint_attention_dim": 32, "axes_dims_rope": [8, 12, 12]},
+                       clip=("qwen_image", "QwenImageTokenizer", "te", {}),
+                       clip_options={"qwen25_7b_model_config": _LLAMA_TINY}, latent_channels=16, vae="wan21",
+                       skip_init=("visual.",)),  # the vision tower is never run on text (left uninitialised)
+}
+FAMILY_SPECS.update({k: v for k, v in _NOISE_ONLY_SPECS.items() if v["config_class"] is not None})
+
+
+def _accepted(unet):
+    """The unet config without the keys this host's model class does not take (params dataclasses and
+    constructors gain fields between ComfyUI versions)."""
+    model = unet.get("image_model")
+    params = {"flux2": comfy.ldm.flux.model.FluxParams}.get(model)
+    if model == "chroma":
+        params = importlib.import_module("comfy.ldm.chroma.model").ChromaParams
+    if params is not None:
+        fields = {f.name for f in dataclasses.fields(params)} | {"image_model"}
+        return {k: v for k, v in unet.items() if k in fields}
+    if model in ("lumina2", "qwen_image"):
+        cls = (importlib.import_module("comfy.ldm.lumina.model").NextDiT if model == "lumina2"
+               else importlib.import_module("comfy.ldm.qwen_image.model").QwenImageTransformer2DModel)
+        names = inspect.signature(cls.__init__).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in names.values()):
+            return {k: v for k, v in unet.items() if k in names}
+    return dict(unet)
+
+
+def seeded_init_(module, seed, skip=()):
     """Fill every parameter deterministically: fan-in scaled weights, unit norm gains, zero biases."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+            if any(part in name for part in skip):
+                continue
             leaf = name.rsplit(".", 1)[-1]
             if p.ndim >= 2:
                 fan_in = p[0].numel()
@@ -82,7 +177,7 @@ def seeded_init_(module, seed):
 
 def build_model(family, seed=0):
     spec = FAMILY_SPECS[family]
-    config = spec["config_class"](dict(spec["unet"]))
+    config = spec["config_class"](_accepted(spec["unet"]))
     config.set_inference_dtype(torch.float32, None)
     base = config.get_model({}, "")
     seeded_init_(base.diffusion_model, seed)
@@ -92,17 +187,31 @@ def build_model(family, seed=0):
 
 def build_clip(family, seed=1):
     spec = FAMILY_SPECS[family]
-    target = spec["config_class"](dict(spec["unet"])).clip_target({})
+    if "clip" in spec:
+        module, tokenizer, factory, kwargs = spec["clip"]
+        target = _clip_target(module, tokenizer, factory, **kwargs)
+    else:
+        target = spec["config_class"](_accepted(spec["unet"])).clip_target({})
     clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32, **spec["clip_options"]})
-    seeded_init_(clip.cond_stage_model, seed)
+    seeded_init_(clip.cond_stage_model, seed, spec.get("skip_init", ()))
     return clip
 
 
 def build_vae(family, seed=2):
+    if FAMILY_SPECS[family].get("vae") == "wan21":  # a narrow Wan 2.1 VAE: 5-D latents, as Qwen-Image's
+        wan = importlib.import_module("comfy.ldm.wan.vae").WanVAE(
+            dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+            temperal_downsample=[False, True, True], dropout=0.0)
+        seeded_init_(wan, seed)
+        return comfy.sd.VAE(sd=dict(wan.state_dict()))
     channels = FAMILY_SPECS[family]["latent_channels"]
     taesd = comfy.taesd.taesd.TAESD(latent_channels=channels)
     seeded_init_(taesd, seed)
+    with torch.no_grad():  # 0-d parameters are zeroed above; a zero vae_scale would decode every latent to black
+        taesd.vae_scale.fill_(1.0)
     sd = {k: v for k, v in taesd.state_dict().items()}
+    if "metadata" in inspect.signature(comfy.sd.VAE.__init__).parameters:  # newer hosts: FLUX.2's TAESD reads
+        return comfy.sd.VAE(sd=sd, metadata={"tae_latent_channels": channels})  # 32 from its first layer
     return comfy.sd.VAE(sd=sd)
 
 

@@ -1,0 +1,132 @@
+"""Families without an attention hook (SD3, Chroma, FLUX.2, Z-Image, Qwen-Image): the noise-difference signal end
+to end through the real executor, 5-D latents, maps at the model's latent scale, and the refusals' messages."""
+
+import json
+
+import pytest
+import torch
+from graphs import STEPS, candidates_graph, search_graph
+
+# independent of the pack's table: pixels per latent cell of each family's VAE
+SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8}
+DISPLAY = {"sd3": "SD3 / 3.5", "chroma": "Chroma", "flux2": "FLUX.2", "zimage": "Z-Image / Lumina 2",
+           "qwen_image": "Qwen-Image"}
+
+
+@pytest.fixture(params=sorted(SCALE))
+def new_family(request, comfy_env):
+    if request.param not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
+        pytest.skip(f"this host has no {request.param} model class")
+    return request.param
+
+
+def test_search_and_best_of_n_with_noise_difference_count_exactly(comfy_env, new_family):
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    graph = search_graph(new_family, signal="noise difference")
+    graph["21"]["inputs"]["crop_padding"] = 1  # crops index the last two axes of 4-D and 5-D latents alike
+    result = comfy_env.run(graph)
+    bon = json.loads(result.outputs("20")[4])
+    lotts = json.loads(result.outputs("21")[4])
+    assert bon["nfe"] == counts[f"bon-{new_family}"] == 3 * STEPS * 2
+    assert lotts["nfe"] == counts[f"lotts-{new_family}"]
+    assert lotts["nfe_sampling"] == STEPS * 2 and lotts["nfe_capture"] == 3
+    assert lotts["nfe_refinement"] in (0, 2 * (STEPS - 2) * 2)  # nothing to re-draw only if the mask came out empty
+    latent_rank = 5 if new_family == "qwen_image" else 4
+    for node in ("20", "21"):
+        image, latent, mask = result.outputs(node)[:3]
+        assert image.shape[0] == 1 and image.shape[-1] == 3
+        assert mask.shape == image.shape[:3]
+        assert latent["samples"].ndim == latent_rank
+
+
+def test_attention_signal_is_refused_before_sampling_with_the_way_out(comfy_env, new_family):
+    from harness import GraphError
+
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    for signal in ("attention", "attention + noise difference"):
+        graph = search_graph(new_family, signal=signal)
+        del graph["20"], graph["30"]
+        with pytest.raises(GraphError, match=f"attention is not captured for {DISPLAY[new_family]} models.*"
+                                             "Use signal 'noise difference'"):
+            comfy_env.run(graph)
+        assert counts[f"lotts-{new_family}"] == 0  # refused before any model evaluation
+
+
+def test_capture_and_defect_mask_at_the_model_scale(comfy_env, new_family):
+    from harness import GraphError
+
+    graph = candidates_graph(new_family, batch=2, steps=3)
+    graph["7"] = {"class_type": "LoTTSQualityAttentionCapture", "inputs": {
+        "model": ["1", 0], "clip": ["1", 1], "samples": ["5", 0], "prompt": "a red circle",
+        "high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",
+        "noise_levels": "0.3", "noise_draws": 1, "seed": 0, "layers": "auto"}}
+    mask_inputs = {"attention": ["7", 0], "area_ratio": 0.25, "foreground_weight": 0.3,
+                   "self_attention_propagation": True}
+    graph["8"] = {"class_type": "LoTTSDefectMask", "inputs": {**mask_inputs, "signal": "noise difference"}}
+    graph["99"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 3]}}
+    result = comfy_env.run(graph)
+    latent = result.outputs("5")[0]["samples"]
+    height, width = latent.shape[-2] * SCALE[new_family], latent.shape[-1] * SCALE[new_family]
+    attention, heatmap = result.outputs("7")
+    assert attention["maps"] is None and attention["layers"] == []
+    assert attention["noise_difference"].shape == (2, *latent.shape[-2:])
+    assert heatmap.shape == (2, height, width, 3)
+    mask, soft, scores, preview = result.outputs("8")
+    assert mask.shape == soft.shape == (2, height, width) and preview.shape == (2, height, width, 3)
+    assert [round(float(a), 2) for a in mask.flatten(1).mean(1)] == [0.25, 0.25]
+    # the two candidates get their own maps
+    assert not torch.equal(attention["noise_difference"][0], attention["noise_difference"][1])
+
+    graph["8"]["inputs"]["signal"] = "attention"
+    with pytest.raises(GraphError, match="needs attention maps.*use 'noise difference'"):
+        comfy_env.run(graph)
+
+
+def _qwen_candidates(comfy_env):
+    graph = candidates_graph("qwen_image", batch=2, steps=4)
+    graph["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "t/qwen"}}
+    result = comfy_env.run(graph)
+    return result.outputs("5")[0], result.outputs("2")[0], result.outputs("3")[0]
+
+
+def test_qwen_image_refine_gives_each_candidate_its_own_mask(comfy_env):
+    if "qwen_image" not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
+        pytest.skip("this host has no Qwen-Image model class")
+    model, _, _ = comfy_env.test_pack.tiny_models.tiny_family("qwen_image")
+    samples, positive, negative = _qwen_candidates(comfy_env)
+    latent = samples["samples"]
+    assert latent.ndim == 5 and latent.shape[2] == 1  # (B, 16, 1, h, w)
+    height, width = latent.shape[-2:]
+    masks = torch.zeros(2, height, width)
+    masks[0, :, : width // 2] = 1.0  # candidate 0: left half; candidate 1: right half
+    masks[1, :, width // 2:] = 1.0
+    node = comfy_env.pack.nodes.local_denoise.LoTTSLocalRefine()
+    with torch.inference_mode():
+        refined, used = node.refine(model, positive, negative, samples, masks, 5, 4, 3.0, "euler", "normal", 2, 0.0,
+                                    2, 0)
+    out = refined["samples"]
+    assert out.shape == (4, *latent.shape[1:]) and used.shape == (4, height, width)
+    for row in range(4):
+        candidate = row // 2
+        inside = masks[candidate].bool()
+        before, after = latent[candidate], out[row]
+        # g = 0: outside this candidate's own mask nothing moves; inside, it is re-drawn
+        torch.testing.assert_close(after[..., ~inside], before[..., ~inside], rtol=0, atol=1e-5)
+        assert float((after[..., inside] - before[..., inside]).abs().max()) > 1e-2
+        assert torch.equal(used[row], masks[candidate])
+
+
+def test_qwen_image_masks_of_the_wrong_batch_are_named(comfy_env):
+    if "qwen_image" not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
+        pytest.skip("this host has no Qwen-Image model class")
+    model, _, _ = comfy_env.test_pack.tiny_models.tiny_family("qwen_image")
+    samples, positive, negative = _qwen_candidates(comfy_env)
+    node = comfy_env.pack.nodes.local_denoise.LoTTSLocalRefine()
+    height, width = samples["samples"].shape[-2:]
+    with torch.inference_mode(), pytest.raises(ValueError, match="mask: batch size 3 does not match samples batch "
+                                                                 "size 2"):
+        node.refine(model, positive, negative, samples, torch.ones(3, height, width), 5, 4, 3.0, "euler", "normal", 2,
+                    0.0, 2, 0)
+    with torch.inference_mode(), pytest.raises(ValueError, match=r"mask: size \(8, 16\) has a different aspect ratio"):
+        node.refine(model, positive, negative, samples, torch.ones(2, 8, 16), 5, 4, 3.0, "euler", "normal", 2,
+                    0.0, 2, 0)
