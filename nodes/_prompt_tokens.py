@@ -30,16 +30,53 @@ def _find_run(haystack, needle):
     return -1
 
 
+def _find_last_run(haystack, needle):
+    for start in range(len(haystack) - len(needle), -1, -1):
+        if haystack[start:start + len(needle)] == needle:
+            return start
+    return -1
+
+
+def _templated_positions(clip, key, ids, prompt):
+    """Positions of the prompt's tokens in a chat-templated stream (Qwen, Mistral, Gemma text encoders wrap every
+    text in a system / user template, so word ids flag template words as content too): the last run of the
+    prompt's own ids, tokenized without the template, with or without a leading space (BPE and SentencePiece
+    spell a word differently after a space). None when the run is not found."""
+    inner = getattr(clip.tokenizer, key, None)
+    tokenize = getattr(inner, "tokenizer", None)
+    if tokenize is None:
+        return None
+    specials = {getattr(inner, "start_token", None), getattr(inner, "end_token", None),
+                getattr(inner, "pad_token", None)}
+    for variant in (" " + prompt, prompt):
+        needle = [i for i in tokenize(variant)["input_ids"] if i not in specials]
+        start = _find_last_run(ids, needle) if needle else -1
+        if start >= 0:
+            return list(range(start, start + len(needle)))
+    return None
+
+
 def content_token_weights(clip, text, prompt, n_tokens):
     """(n_tokens,) weights, uniform over the tokens of `prompt` inside `text` (BOS/EOS/padding and the
     template words excluded). The stream used is the tokenizer output whose length matches the
-    conditioning, so SDXL (l/g), SD1/2 and FLUX (T5) all map token positions correctly."""
+    conditioning, so SDXL (l/g), SD1/2 and FLUX (T5) all map token positions correctly. Chat-templated
+    encoders are matched by token ids; one that drops the template's start from its output (Qwen-Image)
+    gives a conditioning shorter than the stream, and positions shift by the difference."""
     full = clip.tokenize(text, return_word_ids=True)
-    alone = clip.tokenize(prompt, return_word_ids=True)
     key = next((k for k, chunks in full.items() if sum(len(c) for c in chunks) == n_tokens), None)
     if key is None:
         key = next(iter(full))
     ids, content = _flat_tokens(full[key])
+    if getattr(clip.tokenizer, "llama_template", None) is not None:
+        positions = _templated_positions(clip, key, ids, prompt)
+        if positions is not None:
+            dropped = max(0, len(ids) - n_tokens)
+            positions = [p - dropped for p in positions if 0 <= p - dropped < n_tokens]
+            if positions:
+                weights = torch.zeros(n_tokens)
+                weights[positions] = 1.0 / len(positions)
+                return weights
+    alone = clip.tokenize(prompt, return_word_ids=True)
     prompt_ids, prompt_content = _flat_tokens(alone[key])
     prompt_ids = [i for i, c in zip(prompt_ids, prompt_content, strict=True) if c]
     positions = [i for i, c in enumerate(content) if c]

@@ -9,7 +9,7 @@ import pytest
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/ itself, for `harness`; appended on purpose
 import harness  # noqa: E402
 
-FAMILIES = ("sd15", "sd21", "sdxl", "flux")
+FAMILIES = ("sd15", "sd21", "sdxl", "flux", "chroma")  # every family whose attention the pack reads
 
 
 @pytest.fixture(scope="session")

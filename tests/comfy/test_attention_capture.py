@@ -24,7 +24,7 @@ def capture_graph(family, batch=2, **overrides):
 def test_capture_maps_every_family(comfy_env, family):
     result = comfy_env.run(capture_graph(family))
     attention, heatmap = result.outputs("7")
-    assert attention["family"] in ("sd1x", "sd2x", "sdxl", "flux")
+    assert attention["family"] in ("sd1x", "sd2x", "sdxl", "flux", "chroma")
     assert attention["layers"], "no layer recorded"
     for name in ("orig", "high", "low"):
         for kind in ("ca", "ca_prop"):
@@ -49,7 +49,7 @@ def test_capture_leaves_model_unpatched_and_outputs_identical(comfy_env, tiny, f
     pack = comfy_env.pack.nodes
     (pos,) = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle")
     (neg,) = comfy_nodes.CLIPTextEncode().encode(clip, "")
-    channels = 16 if family == "flux" else 4
+    channels = 16 if family in ("flux", "chroma") else 4
     latent = {"samples": torch.zeros(1, channels, 8, 8)}
 
     @torch.inference_mode()  # as ComfyUI's executor runs nodes

@@ -11,7 +11,7 @@ CAPTURE = {"high_quality_template": "A high-quality image of {p}.", "low_quality
 
 
 def candidates(family):
-    channels = 16 if family == "flux" else 4
+    channels = 16 if family in ("flux", "chroma") else 4
     return {"samples": torch.randn(1, channels, 8, 8, generator=torch.Generator().manual_seed(3))}
 
 
@@ -59,10 +59,10 @@ def test_another_nodes_attention_override_still_applies_in_patched_layers(comfy_
     assert len(seen) >= 2 * n_blocks  # attn1 and attn2 of every block (all patched by the capture)
 
 
-@pytest.mark.parametrize("base_class, name", [("Flux2", "FLUX.2"), ("Chroma", "Chroma"),
+@pytest.mark.parametrize("base_class, name", [("Flux2", "FLUX.2"), ("ChromaRadiance", "Chroma Radiance"),
                                                ("LongCatImage", "LongCat-Image")])
 def test_flux_relatives_take_the_noise_difference_path(comfy_env, tiny, base_class, name):
-    """FLUX.2 / Klein, Chroma and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no
+    """FLUX.2 / Klein, Chroma Radiance and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no
     FLUX.1 token layout is assumed (LongCat's (t, 1.0) tokens crashed it), attention is refused by name."""
     import comfy.model_base
 

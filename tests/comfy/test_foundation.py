@@ -21,7 +21,7 @@ def test_tiny_family_samples_through_real_ksampler(comfy_env, family):
         "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": "EmptyLatentImage" if family != "flux" else "EmptySD3LatentImage",
+        "4": {"class_type": "EmptyLatentImage" if family not in ("flux", "chroma") else "EmptySD3LatentImage",
               "inputs": {"width": 64, "height": 64, "batch_size": 2}},
         "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
                                                    "latent_image": ["4", 0], "seed": 3, "steps": 3, "cfg": 4.0,
@@ -30,7 +30,7 @@ def test_tiny_family_samples_through_real_ksampler(comfy_env, family):
     }
     result = comfy_env.run(prompt)
     latent = result.outputs("5")[0]["samples"]
-    assert latent.shape == (2, 16 if family == "flux" else 4, 8, 8)
+    assert latent.shape == (2, 16 if family in ("flux", "chroma") else 4, 8, 8)
     assert torch.isfinite(latent).all() and latent.std() > 0
 
 

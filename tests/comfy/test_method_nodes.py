@@ -11,7 +11,7 @@ STEPS = 6
 
 def base_graph(family, batch=2):
     return {
-        **candidates_graph(family, batch, steps=STEPS, cfg=1.0 if family == "flux" else 4.0),
+        **candidates_graph(family, batch, steps=STEPS, cfg=1.0 if family in ("flux", "chroma") else 4.0),
         "7": {"class_type": "LoTTSQualityAttentionCapture", "inputs": {
             "model": ["1", 0], "clip": ["1", 1], "samples": ["5", 0], "prompt": "a red circle",
             "high_quality_template": "A high-quality image of {p}.", "low_quality_template": "A low-quality image of {p}.",

@@ -23,7 +23,7 @@ import torch
 
 FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image")
 # families served by the noise-difference signal only (no attention hook in the pack)
-NOISE_ONLY_FAMILIES = ("sd3", "chroma", "flux2", "zimage", "qwen_image")
+NOISE_ONLY_FAMILIES = ("sd3", "flux2", "zimage", "qwen_image")
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
@@ -80,7 +80,7 @@ def _clip_target(module, tokenizer, te_factory, **kwargs):
     return comfy.supported_models_base.ClipTarget(getattr(mod, tokenizer), getattr(mod, te_factory)(**kwargs))
 
 
-_NOISE_ONLY_SPECS = {
+_NEW_FAMILY_SPECS = {
     # SD3 / 3.5: MMDiT, hidden 64 x depth; context = clip_l / clip_g hidden states padded to T5's 4096
     "sd3": dict(config_class=getattr(comfy.supported_models, "SD3", None),
                 unet={"in_channels": 16, "out_channels": 16, "pos_embed_scaling_factor": None, "patch_size": 2,
@@ -132,7 +132,7 @@ _NOISE_ONLY_SPECS = {
                        clip_options={"qwen25_7b_model_config": _LLAMA_TINY}, latent_channels=16, vae="wan21",
                        skip_init=("visual.",)),  # the vision tower is never run on text (left uninitialised)
 }
-FAMILY_SPECS.update({k: v for k, v in _NOISE_ONLY_SPECS.items() if v["config_class"] is not None})
+FAMILY_SPECS.update({k: v for k, v in _NEW_FAMILY_SPECS.items() if v["config_class"] is not None})
 
 
 def _accepted(unet):
