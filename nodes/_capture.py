@@ -35,8 +35,9 @@ def core_attention(q, k, v, extra_options):
 class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
-    def __init__(self, latent_hw, token_weights, selection, arch):
+    def __init__(self, latent_hw, token_weights, selection, arch, patch=2):
         self.latent_hw = latent_hw
+        self.patch = patch  # latent cells per FLUX-layout image token along each side
         self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
         self.selection = selection
         self.arch = arch
@@ -161,9 +162,9 @@ class AttentionRecorder:
         self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
 
     def flux_image_tokens(self, n_after_text, layer):
-        """The candidate's own image tokens among those after the text: (H/2) x (W/2) of the latent. Reference
+        """The candidate's own image tokens among those after the text: (H/p) x (W/p) of the latent. Reference
         images (Kontext-style) append their tokens after them; anything else is skipped, once logged."""
-        expected = math.ceil(self.latent_hw[0] / 2) * math.ceil(self.latent_hw[1] / 2)
+        expected = math.ceil(self.latent_hw[0] / self.patch) * math.ceil(self.latent_hw[1] / self.patch)
         if n_after_text >= expected:
             return expected
         if layer not in self.skipped_layers:
@@ -243,7 +244,8 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
     _model_family.refuse_multi_gpu(model)
     latent = samples["samples"]
     latent_hw = tuple(latent.shape[-2:])
-    recorder = AttentionRecorder(latent_hw, token_weights, selection, arch) if attention else None
+    recorder = (AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model))
+                if attention else None)
     patched = patched_clone(model, recorder) if attention else model  # the guider itself patches nothing
     model_sampling = model.get_model_object("model_sampling")
     totals = {name: {"ca": 0, "ca_prop": 0} for name in COND_NAMES}

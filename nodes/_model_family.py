@@ -25,7 +25,7 @@ FAMILY_TABLE = {
     "PixArt": ("pixart", "PixArt", 8),
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
-_ATTENTION_FAMILIES = "SD1.x, SD2.x, SDXL, FLUX.1 and Chroma"
+_ATTENTION_FAMILIES = "SD1.x, SD2.x, SDXL, FLUX.1, FLUX.2, Chroma and Qwen-Image"
 
 
 def _table_entry(model):
@@ -35,27 +35,32 @@ def _table_entry(model):
     return None
 
 
-def _has_flux1_layout(model):
-    """FLUX.1 and Chroma: text tokens then (H/2) x (W/2) image tokens through FLUX's joint attention, tagged
-    block_type / block_index, with an untemplated T5 (and CLIP) text. FLUX.2 / Klein (1/16, patch 1, chat
-    template), LongCat-Image ((t, 1.0) tokens) and Chroma Radiance (pixel patches) share classes, not layout."""
+def _has_flux_layout(model):
+    """FLUX.1, FLUX.2 / Klein, Chroma and Qwen-Image: text tokens then the image's patch tokens through one joint
+    attention (q, k as (B, heads, N, d)), tagged block_type / block_index. LongCat-Image ((t, 1.0) tokens) and
+    Chroma Radiance (pixel patches) share FLUX's classes, not its layout."""
     base = model.model
-    if type(base).__name__ == "Chroma":
+    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage"):
         return True
     if not isinstance(base, comfy.model_base.Flux) or not isinstance(base.diffusion_model, comfy.ldm.flux.model.Flux):
         return False
     return _table_entry(model) is None
 
 
+def patch_size(model):
+    """Latent cells per image token along each side (FLUX.1 / Chroma 2, FLUX.2 1)."""
+    return int(getattr(model.model.diffusion_model, "patch_size", 2))
+
+
 def architecture(model):
-    """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (FLUX.1, Chroma), where the capture can
-    read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
+    """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (FLUX.1, FLUX.2, Chroma, Qwen-Image), where the
+    capture can read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
     base = getattr(model, "model", None)
     if getattr(base, "diffusion_model", None) is None:
         raise ValueError(f"model: {type(base).__name__} has no diffusion model; connect a text-to-image MODEL")
     if isinstance(base.diffusion_model, comfy.ldm.modules.diffusionmodules.openaimodel.UNetModel):
         return UNET
-    if _has_flux1_layout(model):
+    if _has_flux_layout(model):
         return FLUX
     return NOISE_ONLY
 

@@ -79,14 +79,14 @@ NOTES = {
     "lotts_flux2": [("LoTTS for FLUX.2 Dev", (
         "Put `flux2_dev_fp8mixed.safetensors` in models/diffusion_models, "
         "`mistral_3_small_flux2_bf16.safetensors` in models/text_encoders, `flux2-vae.safetensors` in models/vae, "
-        "the verifier's files in models/lotts_verifiers/ (" + _VERIFIER + "). Signal: noise difference (the pack "
-        "reads no FLUX.2 attention yet). cfg 1 with FluxGuidance 4; t0 = step 1 of 20 (FLUX.1's best, not yet "
+        "the verifier's files in models/lotts_verifiers/ (" + _VERIFIER + "). Signal: noise difference (attention "
+        "is read on FLUX.2 too, but neither is measured there yet). cfg 1 with FluxGuidance 4; t0 = step 1 of 20 (FLUX.1's best, not yet "
         "measured on FLUX.2). Latents are 1/16 of the image: masks and previews follow."))],
     "lotts_qwen_image": [("LoTTS for Qwen-Image", (
         "Put `qwen_image_fp8_e4m3fn.safetensors` in models/diffusion_models, "
         "`qwen_2.5_vl_7b_fp8_scaled.safetensors` in models/text_encoders, `qwen_image_vae.safetensors` in "
         "models/vae, the verifier's files in models/lotts_verifiers/ (" + _VERIFIER + "). Signal: noise "
-        "difference. Shift 3.1, cfg 2.5, 20 steps, 1328 x 1328 as ComfyUI's template; t0 = step 2 (not yet "
+        "difference (attention is read on Qwen-Image too; neither is measured there yet). Shift 3.1, cfg 2.5, 20 steps, 1328 x 1328 as ComfyUI's template; t0 = step 2 (not yet "
         "measured). Each candidate is re-drawn under its own mask (5-D latents)."))],
     "lotts_zimage": [("LoTTS for Z-Image Turbo", (
         "Put `z_image_turbo_bf16.safetensors` in models/diffusion_models, `qwen_3_4b.safetensors` in "

@@ -59,26 +59,31 @@ def test_another_nodes_attention_override_still_applies_in_patched_layers(comfy_
     assert len(seen) >= 2 * n_blocks  # attn1 and attn2 of every block (all patched by the capture)
 
 
-@pytest.mark.parametrize("base_class, name", [("Flux2", "FLUX.2"), ("ChromaRadiance", "Chroma Radiance"),
-                                               ("LongCatImage", "LongCat-Image")])
-def test_flux_relatives_take_the_noise_difference_path(comfy_env, tiny, base_class, name):
-    """FLUX.2 / Klein, Chroma Radiance and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no
-    FLUX.1 token layout is assumed (LongCat's (t, 1.0) tokens crashed it), attention is refused by name."""
+@pytest.mark.parametrize("base_class, name", [("ChromaRadiance", "Chroma Radiance"), ("LongCatImage", "LongCat-Image")])
+def test_flux_relatives_without_flux_layout_take_the_noise_difference_path(comfy_env, tiny, base_class, name):
+    """Chroma Radiance and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no FLUX.1 token
+    layout is assumed (LongCat's (t, 1.0) tokens crashed it), attention is refused by name. FLUX.2 and Chroma
+    bases keep FLUX's layout."""
     import comfy.model_base
+
+    family = comfy_env.pack.nodes._model_family
+    model, _, _ = tiny("flux")
+
+    def around(cls_name):
+        cls = getattr(comfy.model_base, cls_name)
+        base = cls.__new__(cls)  # a base of that family around the same network class
+        torch.nn.Module.__init__(base)
+        base.diffusion_model = model.model.diffusion_model
+        return types.SimpleNamespace(model=base)
 
     if not hasattr(comfy.model_base, base_class):
         pytest.skip(f"this host has no {base_class}")
-    model, _, _ = tiny("flux")
-    cls = getattr(comfy.model_base, base_class)
-    base = cls.__new__(cls)  # a base of that family around the same network class
-    torch.nn.Module.__init__(base)
-    base.diffusion_model = model.model.diffusion_model
-    relative = types.SimpleNamespace(model=base)
-    family = comfy_env.pack.nodes._model_family
+    relative = around(base_class)
     assert family.architecture(relative) == "noise only"
     with pytest.raises(ValueError, match=f"signal: attention is not captured for {name} models .*'noise difference'"):
         family.require_attention(relative)
     assert family.architecture(model) == "flux"
+    assert family.architecture(around("Flux2")) == family.architecture(around("Chroma")) == "flux"
 
 
 def test_latent_scale_comes_from_the_latent_format(comfy_env, tiny):

@@ -1,6 +1,7 @@
-"""Today's families (SD3, Chroma, FLUX.2, Z-Image, Qwen-Image): the noise-difference signal end to end through the
-real executor, 5-D latents, maps at the model's latent scale, and the refusals' messages where the pack reads no
-attention (Chroma's attention is read as FLUX.1's: it also runs every attention test of the conftest families)."""
+"""Today's families (SD3, Chroma, FLUX.2, Z-Image, Qwen-Image): Search and Best-of-N with each signal the family
+supports through the real executor, 5-D latents, maps at the model's latent scale, and the refusals' messages where
+the pack reads no attention (Chroma's, FLUX.2's and Qwen-Image's attention is read in FLUX.1's layout; Chroma
+also runs every attention test of the conftest families)."""
 
 import json
 
@@ -10,7 +11,10 @@ from graphs import STEPS, candidates_graph, search_graph
 
 # independent of the pack's table: pixels per latent cell of each family's VAE
 SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8}
-DISPLAY = {"sd3": "SD3 / 3.5", "flux2": "FLUX.2", "zimage": "Z-Image / Lumina 2", "qwen_image": "Qwen-Image"}
+# families whose attention the pack does not read (the others here, Chroma, FLUX.2 and Qwen-Image, have FLUX.1's
+# joint text-then-image layout)
+DISPLAY = {"sd3": "SD3 / 3.5", "zimage": "Z-Image / Lumina 2"}
+SIGNALS = ("noise difference", "attention", "attention + noise difference")
 
 
 @pytest.fixture(params=sorted(SCALE))
@@ -20,9 +24,12 @@ def new_family(request, comfy_env):
     return request.param
 
 
-def test_search_and_best_of_n_with_noise_difference_count_exactly(comfy_env, new_family):
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_search_and_best_of_n_count_exactly_with_each_supported_signal(comfy_env, new_family, signal):
+    if signal != "noise difference" and new_family in DISPLAY:
+        pytest.skip(f"{new_family}: no attention (refusal tested below)")
     counts = comfy_env.test_pack.EVALUATION_COUNTS
-    graph = search_graph(new_family, signal="noise difference")
+    graph = search_graph(new_family, signal=signal)
     graph["21"]["inputs"]["crop_padding"] = 1  # crops index the last two axes of 4-D and 5-D latents alike
     result = comfy_env.run(graph)
     bon = json.loads(result.outputs("20")[4])

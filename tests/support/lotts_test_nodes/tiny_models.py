@@ -181,6 +181,11 @@ def build_model(family, seed=0):
     config.set_inference_dtype(torch.float32, None)
     base = config.get_model({}, "")
     seeded_init_(base.diffusion_model, seed)
+    pos_embed = getattr(base.diffusion_model, "pos_embed", None)
+    if isinstance(pos_embed, torch.Tensor) and not isinstance(pos_embed, torch.nn.Parameter):
+        # SD3's position table is an empty buffer that checkpoints fill: uninitialised memory, sometimes NaN
+        with torch.no_grad():
+            pos_embed.copy_(torch.randn(pos_embed.shape, generator=torch.Generator().manual_seed(seed)) * 0.02)
     return comfy.model_patcher.ModelPatcher(base, load_device=comfy.model_management.get_torch_device(),
                                             offload_device=comfy.model_management.unet_offload_device())
 
