@@ -35,9 +35,10 @@ def core_attention(q, k, v, extra_options):
 class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
-    def __init__(self, latent_hw, token_weights, selection, arch, patch=2):
+    def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0):
         self.latent_hw = latent_hw
         self.patch = patch  # latent cells per FLUX-layout image token along each side
+        self.text_prefix = text_prefix  # learned tokens before the text in the joint attention (SD3 registers)
         self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
         self.selection = selection
         self.arch = arch
@@ -132,30 +133,42 @@ class AttentionRecorder:
         def override(func, q, k, v, heads, *args, transformer_options=None, **kwargs):
             call = previous if previous else (lambda f, *a, **kw: f(*a, **kw))
             out = call(func, q, k, v, heads, *args, transformer_options=transformer_options, **kwargs)
-            self.observe_joint(q, k, transformer_options, kwargs)
+            self.observe_joint(q, k, transformer_options, kwargs, heads)
             return out
 
         if previous is not None and getattr(previous, "container_function", None) is not None:
             def container_function(q, k, v, *args, transformer_options=None, **kwargs):
                 # record first, from a peek, and keep no reference: the backend takes (and may free or reuse) them
-                self.observe_joint(q.peek(), k.peek(), transformer_options, kwargs)
+                self.observe_joint(q.peek(), k.peek(), transformer_options, kwargs,
+                                   args[0] if args else kwargs.get("heads"))
                 return previous.container_function(q, k, v, *args, transformer_options=transformer_options, **kwargs)
 
             override.container_function = container_function
         return override
 
-    def observe_joint(self, q, k, transformer_options, kwargs):
+    def observe_joint(self, q, k, transformer_options, kwargs, heads=None):
         opts = transformer_options or {}
         layer = (opts.get("block_type"), opts.get("block_index"))
-        # newer hosts say where the image tokens start ("img_slice"); else text first, as FLUX.1 orders them
-        n_txt = opts["img_slice"][0] if opts.get("img_slice") else self.n_txt
-        if layer[0] is None or n_txt is None or not kwargs.get("skip_reshape") or q.ndim != 4:
+        # newer hosts say where the image tokens start ("img_slice"); else the text (after any registers) first
+        prefix, n_txt = 0, self.n_txt
+        if opts.get("img_slice"):
+            n_txt = opts["img_slice"][0]
+        elif n_txt is not None:
+            prefix, n_txt = self.text_prefix, self.text_prefix + n_txt
+        if layer[0] is None or n_txt is None:
+            return
+        if q.ndim == 3 and not kwargs.get("skip_reshape") and heads:  # SD3: (B, N, heads*d)
+            if q.shape[1] <= n_txt:  # SD3.5's image-only second attention has no text in front: not this one
+                return
+            q, k = attention_maps.split_heads(q, heads), attention_maps.split_heads(k, heads)
+        elif not kwargs.get("skip_reshape") or q.ndim != 4:
             return
         n_img = self.flux_image_tokens(q.shape[2] - n_txt, layer)
         if n_img is None or not self.wants(layer, n_img):
             return
         cond_or_uncond = opts.get("cond_or_uncond", [0])
-        weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device)
+        weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
+                                         pad_front=prefix)
         q_img, k_img = q[:, :, n_txt:n_txt + n_img], k[:, :, n_txt:n_txt + n_img]
         ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
         grid = attention_maps.grid_shape(n_img, *self.latent_hw)
@@ -186,6 +199,15 @@ class AttentionRecorder:
         return wrapper
 
 
+def tag_block(index, previous):
+    """A "dit" block patch that tags the block's attention calls as ("double", index), chained to `previous`."""
+    def block(args, extra):
+        args = {**args, "transformer_options": {**args["transformer_options"], "block_type": "double",
+                                                "block_index": index}}
+        return previous(args, extra) if previous else extra["original_block"](args)
+    return block
+
+
 def patched_clone(model, recorder):
     """A clone of `model` whose attention feeds `recorder`; existing patches are wrapped, not dropped."""
     patched = model.clone()
@@ -208,6 +230,10 @@ def patched_clone(model, recorder):
     else:
         transformer_options["optimized_attention_override"] = recorder.flux_override(
             transformer_options.get("optimized_attention_override"))
+        replace = model.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+        for index in range(_model_family.untagged_joint_blocks(model)):
+            patched.set_model_patch_replace(tag_block(index, replace.get(("double_block", index))), "dit",
+                                            "double_block", index)
         if not _counting.add_apply_model_wrapper(patched, "lotts_capture", recorder.flux_apply_model_wrapper):
             patched.set_model_unet_function_wrapper(recorder.flux_wrapper(options.get("model_function_wrapper")))
     return patched
@@ -244,8 +270,8 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
     _model_family.refuse_multi_gpu(model)
     latent = samples["samples"]
     latent_hw = tuple(latent.shape[-2:])
-    recorder = (AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model))
-                if attention else None)
+    recorder = (AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
+                                  _model_family.joint_text_prefix(model)) if attention else None)
     patched = patched_clone(model, recorder) if attention else model  # the guider itself patches nothing
     model_sampling = model.get_model_object("model_sampling")
     totals = {name: {"ca": 0, "ca_prop": 0} for name in COND_NAMES}

@@ -25,7 +25,7 @@ FAMILY_TABLE = {
     "PixArt": ("pixart", "PixArt", 8),
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
-_ATTENTION_FAMILIES = "SD1.x, SD2.x, SDXL, FLUX.1, FLUX.2, Chroma and Qwen-Image"
+_ATTENTION_FAMILIES = "SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma and Qwen-Image"
 
 
 def _table_entry(model):
@@ -36,15 +36,29 @@ def _table_entry(model):
 
 
 def _has_flux_layout(model):
-    """FLUX.1, FLUX.2 / Klein, Chroma and Qwen-Image: text tokens then the image's patch tokens through one joint
-    attention (q, k as (B, heads, N, d)), tagged block_type / block_index. LongCat-Image ((t, 1.0) tokens) and
-    Chroma Radiance (pixel patches) share FLUX's classes, not its layout."""
+    """FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image and SD3: text tokens then the image's patch tokens through one
+    joint attention, tagged block_type / block_index by the host (by the capture's block patch on SD3, see
+    `untagged_joint_blocks`). LongCat-Image ((t, 1.0) tokens) and Chroma Radiance (pixel patches) share FLUX's
+    classes, not its layout."""
     base = model.model
-    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage"):
+    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3"):
         return True
     if not isinstance(base, comfy.model_base.Flux) or not isinstance(base.diffusion_model, comfy.ldm.flux.model.Flux):
         return False
     return _table_entry(model) is None
+
+
+def untagged_joint_blocks(model):
+    """How many joint blocks run attention without block_type / block_index in transformer_options (SD3's MMDiT,
+    whose q, k arrive flattened as (B, N, heads*d)); the capture tags them through a "dit" block patch."""
+    if type(model.model).__name__ == "SD3":
+        return len(model.model.diffusion_model.joint_blocks)
+    return 0
+
+
+def joint_text_prefix(model):
+    """Learned tokens the model puts before the text in its joint attention (SD3's registers), weight 0."""
+    return int(getattr(model.model.diffusion_model, "register_length", 0) or 0)
 
 
 def patch_size(model):
@@ -53,8 +67,8 @@ def patch_size(model):
 
 
 def architecture(model):
-    """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (FLUX.1, FLUX.2, Chroma, Qwen-Image), where the
-    capture can read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
+    """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (joint text-image attention: FLUX.1, FLUX.2,
+    Chroma, Qwen-Image, SD3), where the capture can read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
     base = getattr(model, "model", None)
     if getattr(base, "diffusion_model", None) is None:
         raise ValueError(f"model: {type(base).__name__} has no diffusion model; connect a text-to-image MODEL")

@@ -59,13 +59,22 @@ def _templated_positions(clip, key, ids, prompt):
 def content_token_weights(clip, text, prompt, n_tokens):
     """(n_tokens,) weights, uniform over the tokens of `prompt` inside `text` (BOS/EOS/padding and the
     template words excluded). The stream used is the tokenizer output whose length matches the
-    conditioning, so SDXL (l/g), SD1/2 and FLUX (T5) all map token positions correctly. Chat-templated
-    encoders are matched by token ids; one that drops the template's start from its output (Qwen-Image)
-    gives a conditioning shorter than the stream, and positions shift by the difference."""
+    conditioning, so SDXL (l/g), SD1/2 and FLUX (T5) all map token positions correctly; SD3's conditioning is
+    CLIP's 77 tokens then T5's, and gets both, half the weight each. Chat-templated encoders are matched by token
+    ids; one that drops the template's start from its output (Qwen-Image) gives a conditioning shorter than the
+    stream, and positions shift by the difference."""
     full = clip.tokenize(text, return_word_ids=True)
-    key = next((k for k, chunks in full.items() if sum(len(c) for c in chunks) == n_tokens), None)
-    if key is None:
-        key = next(iter(full))
+    lengths = {k: sum(len(c) for c in chunks) for k, chunks in full.items()}
+    key = next((k for k, n in lengths.items() if n == n_tokens), None)
+    if key is None and "t5xxl" in lengths:
+        clip_key = next((k for k in ("l", "g") if lengths.get(k, 0) + lengths["t5xxl"] == n_tokens), None)
+        if clip_key is not None:
+            return torch.cat([_stream_weights(clip, full, clip_key, prompt, lengths[clip_key]),
+                              _stream_weights(clip, full, "t5xxl", prompt, lengths["t5xxl"])]) / 2
+    return _stream_weights(clip, full, key if key is not None else next(iter(full)), prompt, n_tokens)
+
+
+def _stream_weights(clip, full, key, prompt, n_tokens):
     ids, content = _flat_tokens(full[key])
     if getattr(clip.tokenizer, "llama_template", None) is not None:
         positions = _templated_positions(clip, key, ids, prompt)

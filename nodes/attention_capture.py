@@ -29,8 +29,8 @@ class LoTTSQualityAttentionCapture:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL", {"tooltip": (
-                "The model that made the candidates. Attention is read on SD1.x, SD2.x, SDXL, FLUX.1, FLUX.2, Chroma "
-                "and Qwen-Image; other families (Z-Image, SD3, ...) give the noise difference only.")}),
+                "The model that made the candidates. Attention is read on SD1.x, SD2.x, SDXL, SD3, FLUX.1, FLUX.2, "
+                "Chroma and Qwen-Image; other families (Z-Image, HiDream, ...) give the noise difference only.")}),
             "clip": ("CLIP", {"tooltip": "Its text encoder; encodes the three quality prompts."}),
             "samples": ("LATENT", {"tooltip": "Finished candidates (any batch size), e.g. a KSampler output."}),
             "prompt": ("STRING", {"multiline": True, "default": "",

@@ -59,6 +59,33 @@ def test_another_nodes_attention_override_still_applies_in_patched_layers(comfy_
     assert len(seen) >= 2 * n_blocks  # attn1 and attn2 of every block (all patched by the capture)
 
 
+def test_sd3_blocks_are_tagged_through_another_nodes_block_patch(comfy_env):
+    """SD3's MMDiT tags no block in its attention calls; the capture tags them with a "dit" double_block patch that
+    chains to one already there (a block-swap or caching node's), and leaves the input model's patch alone."""
+    if "sd3" not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
+        pytest.skip("this host has no SD3 model class")
+    model, clip, _ = comfy_env.test_pack.tiny_models.tiny_family("sd3")
+    calls = []
+
+    def other_block(args, extra):
+        calls.append(args["transformer_options"].get("block_index"))
+        return extra["original_block"](args)
+
+    other = model.clone()
+    depth = len(other.model.diffusion_model.joint_blocks)
+    for index in range(depth):
+        other.set_model_patch_replace(other_block, "dit", "double_block", index)
+    samples = {"samples": torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(3))}
+    node = comfy_env.pack.nodes.attention_capture.LoTTSQualityAttentionCapture()
+    with torch.inference_mode():
+        attention, _ = node.capture(other, clip, samples, "a red circle", **CAPTURE)
+    assert attention["layers"] == sorted(str(("double", i)) for i in range(depth))
+    assert calls and set(calls) == set(range(depth))  # the other patch ran, and saw our tags
+    assert attention["maps"]["low"]["ca"].abs().sum() > 0
+    replace = other.model_options["transformer_options"]["patches_replace"]["dit"]
+    assert all(replace[("double_block", i)] is other_block for i in range(depth))
+
+
 @pytest.mark.parametrize("base_class, name", [("ChromaRadiance", "Chroma Radiance"), ("LongCatImage", "LongCat-Image")])
 def test_flux_relatives_without_flux_layout_take_the_noise_difference_path(comfy_env, tiny, base_class, name):
     """Chroma Radiance and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no FLUX.1 token

@@ -1,7 +1,8 @@
 """Today's families (SD3, Chroma, FLUX.2, Z-Image, Qwen-Image): Search and Best-of-N with each signal the family
 supports through the real executor, 5-D latents, maps at the model's latent scale, and the refusals' messages where
-the pack reads no attention (Chroma's, FLUX.2's and Qwen-Image's attention is read in FLUX.1's layout; Chroma
-also runs every attention test of the conftest families)."""
+the pack reads no attention (Chroma's, FLUX.2's, Qwen-Image's and SD3's attention is read in FLUX.1's joint
+text-then-image layout, SD3's through the capture's block tags; Chroma also runs every attention test of the
+conftest families)."""
 
 import json
 
@@ -11,9 +12,9 @@ from graphs import STEPS, candidates_graph, search_graph
 
 # independent of the pack's table: pixels per latent cell of each family's VAE
 SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8}
-# families whose attention the pack does not read (the others here, Chroma, FLUX.2 and Qwen-Image, have FLUX.1's
-# joint text-then-image layout)
-DISPLAY = {"sd3": "SD3 / 3.5", "zimage": "Z-Image / Lumina 2"}
+# families whose attention the pack does not read (the others here, SD3, Chroma, FLUX.2 and Qwen-Image, have
+# FLUX.1's joint text-then-image layout)
+DISPLAY = {"zimage": "Z-Image / Lumina 2"}
 SIGNALS = ("noise difference", "attention", "attention + noise difference")
 
 

@@ -51,3 +51,26 @@ def test_clip_and_t5_streams_still_map_word_by_word(comfy_env, tiny):
                                                       "A low-quality image of {p}.")
     for _, weights in encoded:
         assert int((weights > 0).sum()) >= len(PROMPT.split()) and abs(float(weights.sum()) - 1.0) < 1e-5
+
+
+def test_sd3_weights_sit_on_the_prompt_in_both_clip_and_t5(comfy_env):
+    """SD3's conditioning is CLIP-L/G's 77 tokens then T5's: the prompt is located in each, half the weight each
+    (ComfyUI's real SD3 tokenizer; the stand-in CLIP exposes only the tokenizer the weights read)."""
+    from types import SimpleNamespace
+
+    import comfy.text_encoders.sd3_clip as sd3_clip
+
+    tokenizer = sd3_clip.SD3Tokenizer()
+    clip = SimpleNamespace(tokenizer=tokenizer, tokenize=lambda text, return_word_ids=False:
+                           tokenizer.tokenize_with_weights(text, return_word_ids))
+    text = f"A high-quality image of {PROMPT}."
+    streams = clip.tokenize(text)
+    n_clip, n_t5 = len(streams["l"][0]), sum(len(c) for c in streams["t5xxl"])
+    weights = comfy_env.pack.nodes._prompt_tokens.content_token_weights(clip, text, PROMPT, n_clip + n_t5)
+    assert weights.shape == (n_clip + n_t5,) and abs(float(weights.sum()) - 1.0) < 1e-5
+    for part, ids, inner in ((weights[:n_clip], [t[0] for t in streams["l"][0]], tokenizer.clip_l.tokenizer),
+                             (weights[n_clip:], [t[0] for c in streams["t5xxl"] for t in c], tokenizer.t5xxl.tokenizer)):
+        positions = torch.nonzero(part).flatten().tolist()
+        assert abs(float(part.sum()) - 0.5) < 1e-5
+        picked = inner.decode([ids[p] for p in positions])
+        assert picked.replace("</w>", " ").split() == PROMPT.split(), picked

@@ -22,8 +22,6 @@ import comfy.text_encoders.flux
 import torch
 
 FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image")
-# families served by the noise-difference signal only (no attention hook in the pack)
-NOISE_ONLY_FAMILIES = ("sd3", "flux2", "zimage", "qwen_image")
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
