@@ -35,10 +35,11 @@ def core_attention(q, k, v, extra_options):
 class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
-    def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0):
+    def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0, text_multiple=1):
         self.latent_hw = latent_hw
         self.patch = patch  # latent cells per FLUX-layout image token along each side
         self.text_prefix = text_prefix  # learned tokens before the text in the joint attention (SD3 registers)
+        self.text_multiple = text_multiple  # the text is padded to a multiple of this before the image (Z-Image)
         self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
         self.selection = selection
         self.arch = arch
@@ -154,7 +155,7 @@ class AttentionRecorder:
         if opts.get("img_slice"):
             n_txt = opts["img_slice"][0]
         elif n_txt is not None:
-            prefix, n_txt = self.text_prefix, self.text_prefix + n_txt
+            prefix, n_txt = self.text_prefix, self.text_prefix + -(-n_txt // self.text_multiple) * self.text_multiple
         if layer[0] is None or n_txt is None:
             return
         if q.ndim == 3 and not kwargs.get("skip_reshape") and heads:  # SD3: (B, N, heads*d)
@@ -178,7 +179,10 @@ class AttentionRecorder:
         """The candidate's own image tokens among those after the text: (H/p) x (W/p) of the latent. Reference
         images (Kontext-style) append their tokens after them; anything else is skipped, once logged."""
         expected = math.ceil(self.latent_hw[0] / self.patch) * math.ceil(self.latent_hw[1] / self.patch)
-        if n_after_text >= expected:
+        if self.text_multiple > 1:  # Z-Image pads the image tokens too, and appends nothing: exactly that many
+            if n_after_text == -(-expected // self.text_multiple) * self.text_multiple:
+                return expected
+        elif n_after_text >= expected:
             return expected
         if layer not in self.skipped_layers:
             self.skipped_layers.add(layer)
@@ -271,7 +275,8 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
     latent = samples["samples"]
     latent_hw = tuple(latent.shape[-2:])
     recorder = (AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
-                                  _model_family.joint_text_prefix(model)) if attention else None)
+                                  _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model))
+                if attention else None)
     patched = patched_clone(model, recorder) if attention else model  # the guider itself patches nothing
     model_sampling = model.get_model_object("model_sampling")
     totals = {name: {"ca": 0, "ca_prop": 0} for name in COND_NAMES}

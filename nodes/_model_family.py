@@ -1,5 +1,8 @@
 """Which architecture a MODEL is, and where its attention can be observed."""
 
+import functools
+import inspect
+
 import comfy.ldm.flux.model
 import comfy.ldm.modules.attention
 import comfy.ldm.modules.diffusionmodules.openaimodel
@@ -25,7 +28,8 @@ FAMILY_TABLE = {
     "PixArt": ("pixart", "PixArt", 8),
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
-_ATTENTION_FAMILIES = "SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma and Qwen-Image"
+_ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image and (on hosts that tag its "
+                        "blocks) Z-Image / Lumina 2")
 
 
 def _table_entry(model):
@@ -43,9 +47,27 @@ def _has_flux_layout(model):
     base = model.model
     if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3"):
         return True
+    if type(base).__name__ == "Lumina2":
+        return _host_tags_blocks(type(base.diffusion_model))
     if not isinstance(base, comfy.model_base.Flux) or not isinstance(base.diffusion_model, comfy.ldm.flux.model.Flux):
         return False
     return _table_entry(model) is None
+
+
+@functools.cache
+def _host_tags_blocks(diffusion_model_class):
+    """Z-Image / Lumina 2 run caption (padded to a multiple) then image tokens through single-stream layers; newer
+    hosts tag each layer's attention block_type / block_index, older ones (0.3.75) tag none and have no block
+    patch to tag them through, so there the family stays on the noise difference."""
+    try:
+        return "block_index" in inspect.getsource(diffusion_model_class._forward)
+    except (AttributeError, OSError, TypeError):
+        return False
+
+
+def joint_text_multiple(model):
+    """Z-Image pads its caption tokens to a multiple of this before the image tokens (1: no padding)."""
+    return int(getattr(model.model.diffusion_model, "pad_tokens_multiple", None) or 1)
 
 
 def untagged_joint_blocks(model):
@@ -92,7 +114,8 @@ def require_attention(model, input_name="signal"):
         raise ValueError(
             f"{input_name}: attention is not captured for {display_name(model)} models ({type(model.model).__name__}); "
             f"LoTTS reads attention on {_ATTENTION_FAMILIES}. Use signal 'noise difference', which works on "
-            f"every family")
+            f"every family" + ("; or update ComfyUI (0.33 and newer tag Z-Image's layers)"
+                               if type(model.model).__name__ == "Lumina2" else ""))
     return arch
 
 

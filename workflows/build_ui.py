@@ -91,7 +91,8 @@ NOTES = {
     "lotts_zimage": [("LoTTS for Z-Image Turbo", (
         "Put `z_image_turbo_bf16.safetensors` in models/diffusion_models, `qwen_3_4b.safetensors` in "
         "models/text_encoders, `ae.safetensors` (the FLUX.1 VAE) in models/vae, the verifier's files in "
-        "models/lotts_verifiers/ (" + _VERIFIER + "). Signal: noise difference. Shift 3, cfg 1, 8 steps of "
+        "models/lotts_verifiers/ (" + _VERIFIER + "). Signal: noise difference (attention is read on ComfyUI 0.33 "
+        "and newer; neither is measured there yet). Shift 3, cfg 1, 8 steps of "
         "res_multistep as ComfyUI's template; t0 = step 1 of 8 (not yet measured)."))],
 }
 

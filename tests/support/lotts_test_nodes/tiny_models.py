@@ -118,7 +118,7 @@ _NEW_FAMILY_SPECS = {
                          "n_layers": 2, "n_refiner_layers": 1, "n_heads": 8, "n_kv_heads": 8, "qk_norm": True,
                          "multiple_of": 16, "axes_dims": [8, 12, 12], "axes_lens": [1536, 512, 512],
                          "rope_theta": 256.0, "ffn_dim_multiplier": 8.0 / 3.0, "z_image_modulation": True,
-                         "time_scale": 1000.0},
+                         "time_scale": 1000.0, "pad_tokens_multiple": 32},  # as detected from Z-Image files
                    clip=("z_image", "ZImageTokenizer", "te", {}),
                    clip_options={"qwen3_4b_model_config": _LLAMA_TINY}, latent_channels=16),
     # Qwen-Image: 5-D latents (B, 16, 1, h, w) of the Wan 2.1 VAE; text = Qwen2.5-VL in a chat template
