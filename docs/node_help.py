@@ -75,15 +75,24 @@ INTROS = {
         "refinement replaces its parent only if the verifier prefers it. The report counts every model evaluation "
         "(NFE) and the paper's samples per prompt, s x (1 + k x rounds).\n\n**Settings per family (t0):**\n\n"
         + FAMILY_T0 + "\nseeds 3, k 2, one round = 9 samples per prompt, which the paper found to match Best-of-N "
-        "at 25-36 on real models. Options beyond the paper: `mask_mode` *defect regions* (re-denoise only the "
-        "map's strongest connected regions; a candidate without one is not refined), `crop_padding` (re-denoise "
-        "only a crop around each mask; NFE also reported area-weighted) and early pruning of the seeds.\n\n"
-        + FAMILIES_NOTE),
+        "at 25-36 on real models. Options beyond the paper (region masks, crops, per-region choice, an NFE "
+        "budget, early pruning) come from one **LoTTS Search Options** node on the `options` input; unconnected, "
+        "the search is the paper's.\n\n" + FAMILIES_NOTE),
     "LoTTSBestOfN": (
         "The baseline LoTTS is measured against: N whole samples from N noises of one seed, keep the verifier's "
         "best, with the same NFE accounting. Its first s candidates are exactly LoTTS Search's s seeds. Optional "
-        "early pruning (TTSnap-style): after `prune_at_step` steps each candidate's predicted clean image is scored "
-        "and only the best `prune_keep` fraction finishes."),
+        "early pruning (TTSnap-style) from a **LoTTS Search Options** node: after `prune_at_step` steps each "
+        "candidate's predicted clean image is scored and only the best `prune_keep` fraction finishes."),
+    "LoTTSSearchOptions": (
+        "The search's options beyond the paper, in one node wired to the `options` input of **LoTTS Search** (all "
+        "of them) or **LoTTS Best-of-N** (pruning only); one node may feed both, so the two are compared with the "
+        "same help. Without it both nodes run the paper's method.\n\n**Settings.** `mask_mode` *defect regions* "
+        "re-denoises only the map's strongest connected regions (a candidate without one is not refined and costs "
+        "nothing); `crop_padding` re-denoises only a crop around each mask (NFE also reported area-weighted); "
+        "`region_selection` composites, per separate region, the re-draw the verifier prefers there; `nfe_budget` "
+        "searches best-first within that many model evaluations per image, stopping at `stop_score`; "
+        "`prune_at_step` / `prune_keep` prune candidates early by their predicted clean image.\n\nAPI graphs "
+        "saved before this node set these inputs on the search node itself; they still run, with a warning."),
     "LoTTSNIQEVerifier": (
         "No-reference image quality (NIQE), no download: returns -NIQE, higher is better. It judges noise, blur and "
         "artifacts, not prompt adherence. " + VERIFIER_NOTE),

@@ -19,6 +19,12 @@ SEED_INPUTS = ("seed", "noise_seed")
 MODEL_INPUTS = {"CheckpointLoaderSimple": "ckpt_name", "CheckpointLoader": "ckpt_name",
                 "UNETLoader": "unet_name", "UnetLoaderGGUF": "unet_name", "ImageOnlyCheckpointLoader": "ckpt_name"}
 TEXT_INPUTS = ("value", "text", "prompt", "string")
+SEARCH_NODES = ("LoTTSSearch", "LoTTSBestOfN")
+OPTIONS_NODE = "LoTTSSearchOptions"
+# the search nodes' inputs that live on LoTTS Search Options (a test keeps this equal to the pack's list)
+SEARCH_OPTION_INPUTS = frozenset({"mask_mode", "region_threshold", "region_min_area", "region_max_area",
+                                  "crop_padding", "region_selection", "nfe_budget", "stop_score", "prune_at_step",
+                                  "prune_keep"})
 
 
 class OverrideError(ValueError):
@@ -63,11 +69,24 @@ def set_input(graph, spec, value=None):
                             f"(nodes: {', '.join(_label(graph, n) for n in graph)})")
     for node_id in ids:
         inputs = graph[node_id]["inputs"]
+        if graph[node_id].get("class_type") in SEARCH_NODES and name in SEARCH_OPTION_INPUTS:
+            inputs = graph[_options_node(graph, node_id)]["inputs"]  # "LoTTS Search.nfe_budget" still works
         if is_link(inputs.get(name)):
             raise OverrideError(f"--set: input {name!r} of {_label(graph, node_id)} is linked to another node; "
                                 "set the source node instead")
         inputs[name] = value
     return graph
+
+
+def _options_node(graph, node_id):
+    """The LoTTS Search Options node feeding a search node; a new one (defaults) is added and wired if none is."""
+    link = graph[node_id]["inputs"].get("options")
+    if is_link(link):
+        return str(link[0])
+    new_id = str(max((int(n) for n in graph if str(n).isdigit()), default=0) + 1)
+    graph[new_id] = {"class_type": OPTIONS_NODE, "inputs": {}, "_meta": {"title": "LoTTS Search Options"}}
+    graph[node_id]["inputs"]["options"] = [new_id, 0]
+    return new_id
 
 
 def _label(graph, node_id):

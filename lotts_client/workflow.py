@@ -153,7 +153,10 @@ def validate_api(graph, object_info, pending=None):
                 problems.append(f"{where}: required input {name!r} is missing")
         for name, value in node["inputs"].items():
             if name not in spec.inputs:
-                problems.append(f"{where}: has no input named {name!r} (known: {', '.join(spec.inputs)})")
+                moved = _moved_to(specs, spec, name)
+                problems.append(f"{where}: has no input named {name!r} " + (
+                    f"(it moved to {moved}; connect one to this node's 'options')" if moved
+                    else f"(known: {', '.join(spec.inputs)})"))
                 continue
             problems.extend(_check_input(graph, specs, pending, where, spec.inputs[name], value))
     if not has_output:
@@ -162,6 +165,16 @@ def validate_api(graph, object_info, pending=None):
     if cycle:
         problems.append(f"the graph has a cycle through nodes {cycle}")
     return problems
+
+
+def _moved_to(specs, spec, name):
+    """The node type an unknown input moved to: one whose output feeds a socket of this node and that has the input
+    (LoTTS Search's options went to LoTTS Search Options); None if there is none."""
+    sockets = {s.type for s in spec.inputs.values() if not s.is_widget}
+    for other in specs.values():
+        if name in other.inputs and sockets & set(other.outputs):
+            return other.info.get("display_name") or other.class_type
+    return None
 
 
 def _check_input(graph, specs, pending, where, input_spec, value):

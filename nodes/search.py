@@ -6,7 +6,7 @@ import comfy.samplers
 import torch
 
 from ..lotts_ops import schedule
-from . import _grid, _model_family, _region_inputs, _search
+from . import _grid, _model_family, _region_inputs, _search, _search_options
 from ._prompt_tokens import DEFAULT_HIGH_TEMPLATE, DEFAULT_LOW_TEMPLATE, encode_quality_conditionings
 from .defect_mask import SIGNALS
 
@@ -56,17 +56,6 @@ def _outputs(result):
                        int(result.report["nfe"]))}
 
 
-def _pruning_inputs():
-    return {
-        "prune_at_step": ("INT", {"default": 0, "min": 0, "max": 10000, "tooltip": (
-            "Early pruning (TTSnap-style), 0 = off: after this many steps every candidate's predicted clean image is "
-            "scored by the verifier and only the best prune_keep fraction finishes sampling. A pruned candidate "
-            "costs these steps only.")}),
-        "prune_keep": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
-            "Early pruning: fraction of candidates per item that finish (at least one).")}),
-    }
-
-
 def _pruning(prune_at_step, prune_keep, steps):
     if not prune_at_step:
         return None
@@ -90,14 +79,16 @@ class LoTTSBestOfN:
 
     @classmethod
     def INPUT_TYPES(cls):
+        optional, hidden = _search_options.options_input()
         return {"required": {**_sampling_inputs(), "n": ("INT", {
             "default": 9, "min": 1, "max": 256, "tooltip": "Number of full samples per latent item."})},
-                "optional": _pruning_inputs()}
+                "optional": optional, "hidden": hidden}
 
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
-               scheduler, n, prune_at_step=0, prune_keep=0.5):
+               scheduler, n, options=None, graph=None, node_id=None, **linked):
         _require_prompt(prompt)
-        pruning = _pruning(prune_at_step, prune_keep, steps)
+        options = _search_options.resolve(options, graph, node_id, linked)
+        pruning = _pruning(options["prune_at_step"], options["prune_keep"], steps)
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         result = _search.best_of_n(model, vae, verifier, latent_image, settings, prompt, seed, n,
                                    _search.stage_progress(1), pruning)
@@ -140,33 +131,15 @@ class LoTTSSearch:
             "high_quality_template": ("STRING", {"default": DEFAULT_HIGH_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "low_quality_template": ("STRING", {"default": DEFAULT_LOW_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "layers": ("STRING", {"default": "auto", "tooltip": "Attention layers read (see the capture node)."}),
-        }, "optional": {
-            **_region_inputs.region_inputs(),
-            "crop_padding": ("INT", {"default": -1, "min": -1, "max": 1024, "tooltip": (
-                "-1: re-denoise on the whole latent (the paper). 0 or more: only a crop around each candidate's "
-                "mask, its box grown by this many latent cells of context (x8 pixels for SD/FLUX), so a refinement "
-                "costs in proportion to the crop's area (reported as nfe_refinement_area_weighted).")}),
-            "region_selection": ("BOOLEAN", {"default": False, "tooltip": (
-                "When a mask has several separate regions: also try, per region, the re-draw the verifier prefers "
-                "there and composite them (k re-draws give k^m combinations; no extra model evaluations, m x k "
-                "extra verifier calls). The composite competes with the k re-draws.")}),
-            "nfe_budget": ("INT", {"default": 0, "min": 0, "max": 10 ** 9, "tooltip": (
-                "0: the paper's search (every lineage refined `rounds` times). Above 0: best-first under this many "
-                "model evaluations per image: after the seeds, refine the image's best lineage (at most `rounds` "
-                "times each) while the next round fits in the budget and no lineage has reached stop_score.")}),
-            "stop_score": ("FLOAT", {"default": 1e6, "min": -1e9, "max": 1e9, "step": 0.01, "tooltip": (
-                "With nfe_budget: stop refining an image once its best verifier score reaches this (the default "
-                "never stops early).")}),
-            **_pruning_inputs(),
-        }}
+        }, "optional": _search_options.options_input()[0], "hidden": _search_options.options_input()[1]}
 
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
                foreground_weight, signal, noise_levels, high_quality_template, low_quality_template, layers,
-               mask_mode=_region_inputs.MASK_MODES[0], region_threshold=0.6, region_min_area=0.01, region_max_area=0.3,
-               crop_padding=-1, region_selection=False, nfe_budget=0, stop_score=1e6, prune_at_step=0, prune_keep=0.5):
+               options=None, graph=None, node_id=None, **linked):
         _require_prompt(prompt)
-        pruning = _pruning(prune_at_step, prune_keep, steps)
+        options = _search_options.resolve(options, graph, node_id, linked)
+        pruning = _pruning(options["prune_at_step"], options["prune_keep"], steps)
         attention = signal != "noise difference"  # the noise difference needs no recorder and no token weights
         arch = _model_family.require_attention(model) if attention else _model_family.architecture(model)
         start = schedule.resolve_start_step(steps, start_at_step, start_fraction)
@@ -178,11 +151,13 @@ class LoTTSSearch:
             noise_levels=schedule.parse_float_list(noise_levels, "noise_levels", 1e-3, 1.0), noise_draws=1,
             selection=_model_family.parse_layer_selection(layers, arch) if attention else None, area_ratio=area_ratio,
             foreground_weight=foreground_weight, signal=signal, start_step=start, refinements=refinements,
-            global_steps=global_steps, rounds=rounds, mask_mode=mask_mode, region_threshold=region_threshold,
-            region_min_area=region_min_area, region_max_area=region_max_area, crop_padding=crop_padding,
-            region_selection=region_selection)
+            global_steps=global_steps, rounds=rounds, mask_mode=options["mask_mode"],
+            region_threshold=options["region_threshold"], region_min_area=options["region_min_area"],
+            region_max_area=options["region_max_area"], crop_padding=options["crop_padding"],
+            region_selection=options["region_selection"])
         _region_inputs.masks_for(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
+        nfe_budget, stop_score = options["nfe_budget"], options["stop_score"]
         if nfe_budget:
             passes = 1 if cfg == 1.0 else 2
             if nfe_budget < seeds * steps * passes:

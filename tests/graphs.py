@@ -49,3 +49,18 @@ def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1, signal=
         "30": {"class_type": "PreviewImage", "inputs": {"images": ["20", 3]}},
         "31": {"class_type": "PreviewImage", "inputs": {"images": ["21", 3]}},
     }
+
+
+OPTION_DEFAULTS = {"mask_mode": "top area (paper)", "region_threshold": 0.6, "region_min_area": 0.01,
+                   "region_max_area": 0.3, "crop_padding": -1, "region_selection": False, "nfe_budget": 0,
+                   "stop_score": 1e6, "prune_at_step": 0, "prune_keep": 0.5}
+
+
+def with_options(graph, nodes=("21",), **options):
+    """`graph` plus a LoTTS Search Options node "40" (defaults, then `options`) wired to the named search nodes."""
+    unknown = set(options) - set(OPTION_DEFAULTS)
+    assert not unknown, f"not a LoTTS Search Options input: {unknown}"
+    out = {**graph, "40": {"class_type": "LoTTSSearchOptions", "inputs": {**OPTION_DEFAULTS, **options}}}
+    for node in nodes:
+        out[node] = {**graph[node], "inputs": {**graph[node]["inputs"], "options": ["40", 0]}}
+    return out

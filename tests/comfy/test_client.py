@@ -93,6 +93,32 @@ def test_overrides_find_targets_by_title_class_and_id():
             bad()
 
 
+def test_set_writes_search_options_to_the_options_node(comfy_env):
+    """--set "LoTTS Search.nfe_budget=..." lands on the LoTTS Search Options node feeding the search (one is added
+    and wired where none is); the client's list of moved inputs is the pack's."""
+    assert overrides.SEARCH_OPTION_INPUTS == set(comfy_env.pack.nodes._search_options.DEFAULTS)
+    wired = json.loads((harness.REPO / "workflows/api/lotts_sd15.json").read_text())
+    options_id = next(i for i, n in wired.items() if n["class_type"] == "LoTTSSearchOptions")
+    changed = overrides.set_input(wired, "LoTTSSearch.nfe_budget=400")
+    assert changed[options_id]["inputs"]["nfe_budget"] == 400
+    assert "nfe_budget" not in next(n for n in changed.values() if n["class_type"] == "LoTTSSearch")["inputs"]
+    bare = json.loads((harness.REPO / "workflows/api/lotts_sdxl.json").read_text())
+    changed = overrides.set_input(bare, "LoTTSSearch.crop_padding=2")
+    search = next(n for n in changed.values() if n["class_type"] == "LoTTSSearch")
+    added = changed[search["inputs"]["options"][0]]
+    assert added == {"class_type": "LoTTSSearchOptions", "inputs": {"crop_padding": 2},
+                     "_meta": {"title": "LoTTS Search Options"}}
+    assert "options" not in next(n for n in bare.values() if n["class_type"] == "LoTTSSearch")["inputs"]
+
+
+def test_check_says_where_a_moved_input_went(comfy_server):
+    graph = json.loads((harness.REPO / "workflows/api/lotts_sdxl.json").read_text())
+    next(n for n in graph.values() if n["class_type"] == "LoTTSSearch")["inputs"]["crop_padding"] = 2
+    problems = wf.validate_api(graph, ComfyClient(comfy_server.url).object_info())
+    assert any("has no input named 'crop_padding' (it moved to LoTTS Search Options; connect one to this node's "
+               "'options')" in p for p in problems), problems
+
+
 def test_run_follows_websocket_and_downloads(comfy_server, tmp_path):
     client = ComfyClient(comfy_server.url)
     events = []

@@ -4,7 +4,7 @@ is the whole latent, and nothing outside the crop touched."""
 import json
 
 import torch
-from graphs import search_graph
+from graphs import search_graph, with_options
 
 
 def conditioning(clip, text):
@@ -16,8 +16,7 @@ def conditioning(clip, text):
 def test_crop_covering_the_latent_is_the_full_image_path(comfy_env):
     graph = search_graph("sd15", seeds=2)
     whole = comfy_env.run(graph)
-    crop = {**graph["21"]["inputs"], "crop_padding": 64}  # more context than the latent has: the whole latent
-    cropped = comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": crop}})
+    cropped = comfy_env.run(with_options(graph, crop_padding=64))  # more context than the latent has: all of it
     a, b = json.loads(whole.outputs("21")[4]), json.loads(cropped.outputs("21")[4])
     assert a["nfe"] == b["nfe"] and b["nfe_refinement_area_weighted"] == b["nfe_refinement"]
     assert torch.allclose(torch.tensor(a["scores"]), torch.tensor(b["scores"]), atol=1e-4)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from graphs import STEPS, candidates_graph, search_graph
+from graphs import STEPS, candidates_graph, search_graph, with_options
 
 # independent of the pack's table: pixels per latent cell of each family's VAE
 SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8}
@@ -42,8 +42,8 @@ def test_search_and_best_of_n_count_exactly_with_each_supported_signal(comfy_env
     if signal != "noise difference" and new_family in refused:
         pytest.skip(f"{new_family}: no attention (refusal tested below)")
     counts = comfy_env.test_pack.EVALUATION_COUNTS
-    graph = search_graph(new_family, signal=signal)
-    graph["21"]["inputs"]["crop_padding"] = 1  # crops index the last two axes of 4-D and 5-D latents alike
+    # crops index the last two axes of 4-D and 5-D latents alike
+    graph = with_options(search_graph(new_family, signal=signal), crop_padding=1)
     result = comfy_env.run(graph)
     bon = json.loads(result.outputs("20")[4])
     lotts = json.loads(result.outputs("21")[4])

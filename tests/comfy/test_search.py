@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from graphs import STEPS, search_graph
+from graphs import STEPS, search_graph, with_options
 
 
 def test_search_nfe_matches_independent_count(comfy_env, family):
@@ -73,32 +73,28 @@ def test_defect_regions_mode_refines_only_candidates_with_a_region_and_counts_it
     one refines every candidate, with exactly the paper's refinement cost."""
     counts = comfy_env.test_pack.EVALUATION_COUNTS
     graph = search_graph("sd15", seeds=2)
-    strict = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_threshold": 1.0,
-              "region_min_area": 0.5, "region_max_area": 1.0}
+    strict = {"mask_mode": "defect regions", "region_threshold": 1.0, "region_min_area": 0.5, "region_max_area": 1.0}
     loose = {**strict, "region_threshold": 0.01, "region_min_area": 0.0}
-    result = comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": strict}})
+    result = comfy_env.run(with_options(graph, **strict))
     report = json.loads(result.outputs("21")[4])
     assert report["mask_mode"] == "defect regions" and report["nfe_refinement"] == 0
     assert report["nfe"] == counts["lotts-sd15"] == 2 * STEPS * 2 + 2 * 3
     assert all("r" not in w for w in report["winners"]) and result.outputs("21")[2].sum() == 0
-    result = comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": loose}})
+    result = comfy_env.run(with_options(graph, **loose))
     report = json.loads(result.outputs("21")[4])
     assert report["nfe_refinement"] == 2 * 2 * (STEPS - 2) * 2 == counts["lotts-sd15"] - 2 * STEPS * 2 - 2 * 3
     assert len(report["scores"]) == 2 + 2 * 2
 
 
 def test_bad_region_settings_fail_before_sampling(comfy_env):
-    graph = search_graph("sd15")
-    bad = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_min_area": 0.5, "region_max_area": 0.2}
+    graph = with_options(search_graph("sd15"), mask_mode="defect regions", region_min_area=0.5, region_max_area=0.2)
     with pytest.raises(Exception, match="min_area"):
-        comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": bad}})
+        comfy_env.run(graph)
 
 
 def pruning_graph(n, prune_at_step, prune_keep, seeds=2):
-    graph = search_graph("sd15", n=n, seeds=seeds)
-    for node in ("20", "21"):
-        graph[node]["inputs"] = {**graph[node]["inputs"], "prune_at_step": prune_at_step, "prune_keep": prune_keep}
-    return graph
+    return with_options(search_graph("sd15", n=n, seeds=seeds), ("20", "21"), prune_at_step=prune_at_step,
+                        prune_keep=prune_keep)
 
 
 def test_early_pruning_keeping_everything_reproduces_the_plain_search(comfy_env):
@@ -134,9 +130,8 @@ def test_pruning_step_outside_the_schedule_is_refused(comfy_env, prune_at_step):
 
 def budget_graph(nfe_budget, stop_score=1e6, rounds=3):
     graph = search_graph("sd15", seeds=2, rounds=rounds)
-    graph["21"]["inputs"] = {**graph["21"]["inputs"], "nfe_budget": nfe_budget, "stop_score": stop_score,
-                             "area_ratio": 0.25}
-    return graph
+    graph["21"]["inputs"]["area_ratio"] = 0.25
+    return with_options(graph, nfe_budget=nfe_budget, stop_score=stop_score)
 
 
 def test_budgeted_search_spends_at_most_its_budget_best_first(comfy_env):
@@ -161,11 +156,9 @@ def test_budgeted_search_stops_once_the_score_is_reached(comfy_env):
 
 def test_region_selection_costs_no_model_evaluations(comfy_env):
     graph = search_graph("sd15", seeds=2)
-    base = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_threshold": 0.3, "region_min_area": 0.0,
-            "region_max_area": 1.0}
-    plain = json.loads(comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": base}}).outputs("21")[4])
-    chosen = json.loads(comfy_env.run({**graph, "21": {"class_type": "LoTTSSearch", "inputs": {
-        **base, "region_selection": True}}}).outputs("21")[4])
+    base = {"mask_mode": "defect regions", "region_threshold": 0.3, "region_min_area": 0.0, "region_max_area": 1.0}
+    plain = json.loads(comfy_env.run(with_options(graph, **base)).outputs("21")[4])
+    chosen = json.loads(comfy_env.run(with_options(graph, **base, region_selection=True)).outputs("21")[4])
     assert chosen["region_selection"] and chosen["nfe"] == plain["nfe"]
     assert len(chosen["scores"]) >= len(plain["scores"])  # plus one composite per multi-region lineage
 
@@ -174,11 +167,30 @@ def test_every_option_beyond_the_paper_counts_exactly_on_every_family(comfy_env,
     """Region masks, per-region selection, crops, seed pruning and the NFE budget together: the reported NFE is
     the independent counter's, on every family."""
     counts = comfy_env.test_pack.EVALUATION_COUNTS
-    graph = search_graph(family, seeds=2)
-    graph["21"]["inputs"] = {**graph["21"]["inputs"], "mask_mode": "defect regions", "region_threshold": 0.3,
-                             "region_min_area": 0.0, "region_max_area": 0.6, "region_selection": True,
-                             "crop_padding": 1, "prune_at_step": 2, "prune_keep": 0.5, "nfe_budget": 200,
-                             "rounds": 2}
+    graph = search_graph(family, seeds=2, rounds=2)
+    graph = with_options(graph, mask_mode="defect regions", region_threshold=0.3, region_min_area=0.0,
+                         region_max_area=0.6, region_selection=True, crop_padding=1, prune_at_step=2, prune_keep=0.5,
+                         nfe_budget=200)
     report = json.loads(comfy_env.run(graph).outputs("21")[4])
     assert report["nfe"] == counts[f"lotts-{family}"] <= 200 and report["pruning"]["finished"] == 1
     assert report["nfe_refinement_area_weighted"] <= report["nfe_refinement"]
+
+
+def test_options_set_on_the_search_node_by_an_older_graph_still_run(comfy_env):
+    """API graphs from before LoTTS Search Options set the options on the search nodes themselves: they run with
+    those values (pruning on both nodes here); together with an options node, or fed by a link, they fail with a
+    message that names the options node."""
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    graph = search_graph("sd15", n=4, seeds=2)
+    for node in ("20", "21"):
+        graph[node]["inputs"] = {**graph[node]["inputs"], "prune_at_step": 2, "prune_keep": 0.5}
+    result = comfy_env.run(graph)
+    bon, lotts = json.loads(result.outputs("20")[4]), json.loads(result.outputs("21")[4])
+    assert bon["pruning"]["finished"] == 2 and bon["nfe"] == counts["bon-sd15"] == (4 * 2 + 2 * (STEPS - 2)) * 2
+    assert lotts["pruning"]["finished"] == 1 and lotts["nfe"] == counts["lotts-sd15"]
+    with pytest.raises(Exception, match="options: this node also sets \\['prune_at_step', 'prune_keep'\\]"):
+        comfy_env.run(with_options(graph, ("21",)))
+    graph["21"]["inputs"]["nfe_budget"] = ["99", 0]
+    graph["99"] = {"class_type": "PrimitiveInt", "inputs": {"value": 500}}
+    with pytest.raises(Exception, match="nfe_budget: moved to the LoTTS Search Options node"):
+        comfy_env.run(graph)
