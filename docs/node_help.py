@@ -39,9 +39,10 @@ INTROS = {
         "It patches a clone of the MODEL; your model and other graphs are untouched.\n\n"
         "**Settings.** `noise_levels` 0.2, 0.3 for every family (early read-outs localise best). `layers` auto: "
         "UNet blocks at half resolution or below, all FLUX double blocks. Cost: 3 model evaluations per candidate "
-        "and level, far less than one sampling run.\n\nFeed `attention` to **LoTTS Defect Mask**.\n\n"
-        "On families without an attention hook (HiDream, HunyuanImage, ...) only the noise "
-        "difference is captured and the heatmap shows it. " + FAMILIES_NOTE),
+        "and level (two conditionings per batch at most, as a CFG step), far less than one sampling run.\n\nFeed "
+        "`attention` to **LoTTS Defect Mask**.\n\nOn families without an attention hook (HiDream, HunyuanImage, "
+        "...) only the noise difference is captured, from the two quality prompts (2 evaluations), and the heatmap "
+        "shows it. " + FAMILIES_NOTE),
     "LoTTSDefectMask": (
         "Stage 2: turns the captured attention into a defect map P and a binary mask M (the top `area_ratio` of "
         "P). P = norm(SA@(CA_low - CA_high)) + lambda x norm(SA@CA_orig), or the predicted-noise difference "

@@ -1,7 +1,10 @@
 """Quality-prompt attention capture on a clone of a MODEL.
 
 The candidates are re-noised to a chosen level and the frozen model is evaluated once per level under
-three conditionings (original, high-quality, low-quality prompt). While it runs, patches on the clone
+three conditionings (original, high-quality, low-quality prompt), or only the two quality prompts when no
+attention is read (the noise difference needs nothing else). At most two conditionings go through one
+ComfyUI cond batch, as in a CFG step, so the capture's peak memory is a sampling step's, and ComfyUI still
+splits a batch when memory is short. While it runs, patches on the clone
 record, per conditioning, the cross-attention image->prompt-content tokens (CA) and that map propagated
 by the same layer's self-attention (SA @ CA, computed as an attention call with CA as the values).
 The model's outputs are left exactly as without capture.
@@ -22,6 +25,12 @@ from ..lotts_ops import attention_maps, defect_map
 from . import _counting, _model_family, _preview
 
 COND_NAMES = ("orig", "high", "low")
+NOISE_DIFFERENCE_NAMES = ("high", "low")  # the original prompt's pass serves only the attention signal
+
+
+def cond_names(attention):
+    """The conditionings a capture evaluates: all three with attention, the two quality prompts without."""
+    return COND_NAMES if attention else NOISE_DIFFERENCE_NAMES
 
 
 def core_attention(q, k, v, extra_options):
@@ -49,6 +58,7 @@ class AttentionRecorder:
         self.layers_seen = set()
         self.n_txt = None
         self.skipped_layers = set()
+        self.cond_indices = list(range(len(COND_NAMES)))  # cond batch position -> index in COND_NAMES
 
     # -- layer selection --------------------------------------------------------------------------
     def wants(self, layer, n_image_tokens):
@@ -115,7 +125,7 @@ class AttentionRecorder:
             if pending is None or q.shape[0] != pending[0].shape[0]:
                 return out
             heads = extra_options["n_heads"]
-            cond_or_uncond = extra_options["cond_or_uncond"]
+            cond_or_uncond = [self.cond_indices[c] for c in extra_options["cond_or_uncond"]]
             weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), k.shape[1], q.device)
             ca = attention_maps.attention_to_tokens(attention_maps.split_heads(q, heads),
                                                     attention_maps.split_heads(k, heads), weights)
@@ -167,7 +177,7 @@ class AttentionRecorder:
         n_img = self.flux_image_tokens(q.shape[2] - n_txt, layer)
         if n_img is None or not self.wants(layer, n_img):
             return
-        cond_or_uncond = opts.get("cond_or_uncond", [0])
+        cond_or_uncond = [self.cond_indices[c] for c in opts.get("cond_or_uncond", [0])]
         weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
                                          pad_front=prefix)
         q_img, k_img = q[:, :, n_txt:n_txt + n_img], k[:, :, n_txt:n_txt + n_img]
@@ -244,21 +254,32 @@ def patched_clone(model, recorder):
 
 
 class QualityPromptGuider(comfy.samplers.CFGGuider):
-    """Evaluates the denoiser under the three quality conditionings at once (no CFG mixing)."""
+    """Evaluates the denoiser under the capture's conditionings (no CFG mixing), at most two per cond batch as a CFG
+    step does: the original prompt alone, then the two quality prompts together."""
 
-    def __init__(self, model_patcher, on_predictions):
+    def __init__(self, model_patcher, on_predictions, names=COND_NAMES, recorder=None):
         super().__init__(model_patcher)
         self.on_predictions = on_predictions
+        self.names = names
+        self.recorder = recorder
 
     def set_quality_conds(self, conds):
-        self.inner_set_conds(dict(zip(COND_NAMES, conds, strict=True)))
+        """`conds` in COND_NAMES order; only those of `names` are evaluated."""
+        self.inner_set_conds({name: c for name, c in zip(COND_NAMES, conds, strict=True) if name in self.names})
 
     def predict_noise(self, x, timestep, model_options=None, seed=None):
         model_options = {} if model_options is None else model_options
-        conds = [self.conds[name] for name in COND_NAMES]
-        predictions = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
-        self.on_predictions(x, timestep, predictions)
-        return predictions[0]
+        groups = [tuple(n for n in self.names if n not in NOISE_DIFFERENCE_NAMES), NOISE_DIFFERENCE_NAMES]
+        predictions = {}
+        for group in [g for g in groups if g]:
+            if self.recorder is not None:
+                self.recorder.cond_indices = [COND_NAMES.index(name) for name in group]
+            out = comfy.samplers.calc_cond_batch(self.inner_model, [self.conds[n] for n in group], x, timestep,
+                                                 model_options)
+            predictions.update(zip(group, out, strict=True))
+        ordered = [predictions[name] for name in self.names]
+        self.on_predictions(x, timestep, ordered)
+        return ordered[0]
 
 
 def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable=None):
@@ -279,6 +300,7 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
                 if attention else None)
     patched = patched_clone(model, recorder) if attention else model  # the guider itself patches nothing
     model_sampling = model.get_model_object("model_sampling")
+    names = cond_names(attention)
     totals = {name: {"ca": 0, "ca_prop": 0} for name in COND_NAMES}
     noise_difference = 0
     predictions_seen = []
@@ -294,7 +316,7 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         comfy.model_management.throw_exception_if_processing_interrupted()
         sigma = float(model_sampling.percent_to_sigma(1.0 - level))
         sigmas = torch.tensor([sigma, 0.0])
-        guider = QualityPromptGuider(patched, on_predictions)
+        guider = QualityPromptGuider(patched, on_predictions, names, recorder)
         guider.set_quality_conds(conds)
         noise = comfy.sample.prepare_noise(latent, seed + pass_index)
         predictions_seen.clear()
@@ -307,7 +329,8 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
                 raise RuntimeError(f"no attention was recorded for the '{name}' prompt; check the layers input")
             totals[name]["ca"] = totals[name]["ca"] + maps[:, 0]
             totals[name]["ca_prop"] = totals[name]["ca_prop"] + maps[:, 1]
-        eps_orig, eps_high, eps_low = predictions_seen[-1]
+        eps = dict(zip(names, predictions_seen[-1], strict=True))
+        eps_high, eps_low = eps["high"], eps["low"]
         noise_difference = noise_difference + defect_map.noise_difference_map(eps_low.float(), eps_high.float()).cpu()
         progress.advance(_preview.colorize(defect_map.normalize_maps(noise_difference)))  # where it looks so far
     n = len(passes)
@@ -320,5 +343,6 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         "noise_draws": noise_draws,
         "architecture": arch,
         "latent_to_image": _model_family.latent_to_image_scale(model),
-        "model_evaluations": n * len(COND_NAMES) * latent.shape[0],
+        "model_evaluations": n * len(names) * latent.shape[0],
+        "prompts_evaluated": list(names),
     }

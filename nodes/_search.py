@@ -192,7 +192,7 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
 def round_cost(settings, local, lineages=1):
     """NFE of one refinement round of `lineages` lineages: the capture passes and k re-draws from t0."""
     passes = 1 if settings.cfg == 1.0 else 2
-    capture = len(local.noise_levels) * local.noise_draws * len(_capture.COND_NAMES)
+    capture = len(local.noise_levels) * local.noise_draws * len(_capture.cond_names(local.signal != "noise difference"))
     return lineages * (capture + local.refinements * (settings.steps - local.start_step) * passes)
 
 

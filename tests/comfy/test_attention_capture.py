@@ -80,3 +80,36 @@ def test_capture_leaves_model_unpatched_and_outputs_identical(comfy_env, tiny, f
 def test_capture_rejects_bad_input_with_named_error(comfy_env, overrides, message):
     with pytest.raises(Exception, match=message):
         comfy_env.run(capture_graph("sd15", batch=1, **overrides))
+
+
+def _capture_rows(comfy_env, tiny, family, attention):
+    """(capture dict, rows of every model call) of a direct capture on 2 candidates at two levels."""
+    pack = comfy_env.pack.nodes
+    model, clip, _ = tiny(family)
+    rows = []
+
+    def wrapper(apply_model, args):  # sees every model call of the capture, with its batch
+        rows.append(args["input"].shape[0])
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    watched = model.clone()
+    watched.set_model_unet_function_wrapper(wrapper)
+    channels = 16 if family in ("flux", "chroma") else 4
+    samples = {"samples": torch.randn(2, channels, 8, 8, generator=torch.Generator().manual_seed(1))}
+    encoded = pack._prompt_tokens.encode_quality_conditionings(clip, "a red circle", "A high-quality image of {p}.",
+                                                               "A low-quality image of {p}.", attention)
+    with torch.inference_mode():
+        result = pack._capture.capture(watched, [c for c, _ in encoded], {i: w for i, (_, w) in enumerate(encoded)},
+                                       samples, [0.2, 0.3], 1, 5, None, attention)
+    return result, rows
+
+
+def test_noise_difference_skips_the_original_prompt_and_batches_as_cfg_does(comfy_env, tiny, family):
+    """Only the two quality prompts run for the noise difference (a third fewer capture evaluations), giving the
+    same map as the three-prompt capture; no model call carries more than a CFG step's two conditionings."""
+    full, full_rows = _capture_rows(comfy_env, tiny, family, attention=True)
+    lean, lean_rows = _capture_rows(comfy_env, tiny, family, attention=False)
+    assert full["model_evaluations"] == sum(full_rows) == 2 * 3 * 2  # levels x prompts x candidates
+    assert lean["model_evaluations"] == sum(lean_rows) == 2 * 2 * 2 and lean["prompts_evaluated"] == ["high", "low"]
+    assert max(full_rows + lean_rows) <= 2 * 2  # two conditionings x two candidates per call, as a CFG step
+    torch.testing.assert_close(lean["noise_difference"], full["noise_difference"], rtol=1e-4, atol=1e-5)

@@ -49,7 +49,8 @@ def test_search_and_best_of_n_count_exactly_with_each_supported_signal(comfy_env
     lotts = json.loads(result.outputs("21")[4])
     assert bon["nfe"] == counts[f"bon-{new_family}"] == 3 * STEPS * 2
     assert lotts["nfe"] == counts[f"lotts-{new_family}"]
-    assert lotts["nfe_sampling"] == STEPS * 2 and lotts["nfe_capture"] == 3
+    # one capture level: the two quality prompts, and the original prompt when attention is read
+    assert lotts["nfe_sampling"] == STEPS * 2 and lotts["nfe_capture"] == (2 if signal == "noise difference" else 3)
     assert lotts["nfe_refinement"] in (0, 2 * (STEPS - 2) * 2)  # nothing to re-draw only if the mask came out empty
     latent_rank = 5 if new_family == "qwen_image" else 4
     for node in ("20", "21"):
