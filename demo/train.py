@@ -98,9 +98,9 @@ def to_tensor(images):
 
 
 # -- autoencoder ------------------------------------------------------------------------------------
-def train_autoencoder(images, steps, batch, crop, lr, seed, latent_noise=0.1):
+def train_autoencoder(images, steps, batch, crop, lr, seed, latent_noise=0.1, config=None):
     torch.manual_seed(seed)
-    ae = autoencoder.NarrowTAESD().to(memory_format=torch.channels_last)
+    ae = autoencoder.NarrowTAESD(config).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(ae.parameters(), lr=lr)
     gen = np.random.default_rng(seed)
     n, size = images.shape[0], images.shape[1]
@@ -446,6 +446,9 @@ def main(argv=None):
                         help="negative control: captions' quality words independent of the defects")
     parser.add_argument("--world", type=int, default=2, choices=sorted(WORLDS),
                         help="world version: 2 (1-2 flat objects) or 3 (1-6 objects, textured, structural defects)")
+    parser.add_argument("--decoder", default="narrow", choices=("narrow", "wide"),
+                        help="autoencoder decoder: narrow (v2's) or wide (more channels and blocks, for v3's "
+                             "few-pixel defects; still exported into ComfyUI's TAESD layout)")
     opts = parser.parse_args(argv)
     world = WORLDS[opts.world]
     torch.set_num_threads(opts.threads)
@@ -469,8 +472,9 @@ def main(argv=None):
         ae_losses, ae_seconds = saved["losses"], saved["seconds"]
         log("ae_resumed", path=str(ae_path))
     else:
+        config = {**autoencoder.DEFAULT_CONFIG, **(autoencoder.WIDE_DECODER if opts.decoder == "wide" else {})}
         ae, ae_losses = train_autoencoder(train["images"], opts.ae_steps, opts.ae_batch, 64, opts.ae_lr, opts.seed,
-                                          opts.ae_latent_noise)
+                                          opts.ae_latent_noise, config)
         ae_seconds = time.time() - t
         ae_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"config": ae.config, "state": ae.state_dict(), "losses": ae_losses, "seconds": ae_seconds}, ae_path)
