@@ -118,24 +118,13 @@ class PromptVerifierNet(nn.Module):
         return defect, counts, bg[:, :len(TEXTURES)], bg[:, len(TEXTURES):]
 
 
-class SegmenterNetV3(nn.Module):
+class SegmenterNetV3(object_parser.FullResolutionTrunk):
     """Full-resolution defect segmenter (v2's design pools the input to half size first, which erases v3's
-    few-pixel structural defects): two full-resolution layers, dilated context at 1/2, skip decoder."""
+    few-pixel structural defects)."""
 
     def __init__(self, width=(16, 32)):
-        super().__init__()
-        a, b = width
-        self.stem = nn.Sequential(ws._conv(3, a), ws._conv(a, a))
-        self.down = ws._conv(a, b, 2)
-        self.context = nn.Sequential(*[ws._conv(b, b, dilation=d) for d in (1, 2, 4, 8)])
-        self.fuse = nn.Sequential(ws._conv(a + b, a, kernel=1), ws._conv(a, a))
-        self.out = nn.Conv2d(a, 1, 1)
-
-    def trunk(self, x):
-        """(context features at 1/2, fused full-resolution features)."""
-        s = self.stem(x)
-        c = self.context(self.down(s))
-        return c, self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
+        super().__init__(width)
+        self.out = nn.Conv2d(width[0], 1, 1)
 
     def forward(self, x):
         return self.out(self.trunk(x)[1])[:, 0]

@@ -26,9 +26,10 @@ MIN_COMPONENT = 25  # pixels: a parsed object smaller than this is noise
 WINDOW = 48  # px around a component's centroid: objects have radius <= 16, plus defects that stick out
 
 
-class ColourNet(nn.Module):
-    """Per-pixel colour class (0 = background) on a full-resolution trunk with dilated context; background
-    texture and tone from the pooled context."""
+class FullResolutionTrunk(nn.Module):
+    """Two full-resolution layers, dilated context (1, 2, 4, 8) at 1/2, fused back at full resolution: v3's defects
+    and shapes are a few pixels wide (v2's judges pool the input to half size first). The held-out segmenter
+    (judges_v3.SegmenterNetV3) and the colour net put their heads on it."""
 
     def __init__(self, width=(16, 32)):
         super().__init__()
@@ -37,13 +38,25 @@ class ColourNet(nn.Module):
         self.down = ws._conv(a, b, 2)
         self.context = nn.Sequential(*[ws._conv(b, b, dilation=d) for d in (1, 2, 4, 8)])
         self.fuse = nn.Sequential(ws._conv(a + b, a, kernel=1), ws._conv(a, a))
+
+    def trunk(self, x):
+        """(context features at 1/2, fused full-resolution features)."""
+        s = self.stem(x)
+        c = self.context(self.down(s))
+        return c, self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
+
+
+class ColourNet(FullResolutionTrunk):
+    """Per-pixel colour class (0 = background); background texture and tone from the pooled context."""
+
+    def __init__(self, width=(16, 32)):
+        super().__init__(width)
+        a, b = width
         self.colour = nn.Conv2d(a, 1 + len(COLOURS), 1)
         self.background = nn.Linear(b, len(TEXTURES) + len(TONES))
 
     def forward(self, x):
-        s = self.stem(x)
-        c = self.context(self.down(s))
-        y = self.fuse(torch.cat([s, F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)], 1))
+        c, y = self.trunk(x)
         bg = self.background(c.mean(dim=(2, 3)))
         return self.colour(y), bg[:, :len(TEXTURES)], bg[:, len(TEXTURES):]
 
