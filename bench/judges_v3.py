@@ -211,6 +211,13 @@ class Judges:
         self.verifier_net, self.segmenter_net = verifier_net.eval(), segmenter_net.eval()
         self.colour_net, self.shape_net = colour_net.eval(), shape_net.eval()
         self.info = info
+        self.spot_threshold = ws.AREA_THRESHOLD  # raw p at which a pixel is defective (set_spot_threshold)
+
+    def set_spot_threshold(self, threshold):
+        """The segmenter's operating point, chosen on calib data (world3_gates.calibrate_segmenter). Every reader
+        thresholds the maps at 0.5 (v2's instrument code too), so the maps are shifted in logit space: a shown
+        p > 0.5 is a raw p > threshold."""
+        self.spot_threshold = float(threshold)
 
     @torch.inference_mode()
     def verifier_parts(self, images, prompts):
@@ -234,8 +241,10 @@ class Judges:
 
     @torch.inference_mode()
     def defect_probability_maps(self, images):
-        """The held-out segmenter's per-pixel defect probability, (B, H, W)."""
-        return torch.sigmoid(self.segmenter_net(ws.to_input(_as_uint8(images))))
+        """The held-out segmenter's per-pixel defect probability at its operating point, (B, H, W): > 0.5 where
+        the raw probability exceeds spot_threshold."""
+        shift = math.log(self.spot_threshold / (1 - self.spot_threshold))
+        return torch.sigmoid(self.segmenter_net(ws.to_input(_as_uint8(images))) - shift)
 
     def segment(self, images):
         """(defective-area fraction, has a defect spot) per image, from one pass of the segmenter."""

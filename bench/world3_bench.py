@@ -227,12 +227,14 @@ def main(argv=None, env=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--objects", default="1,2,3,4,5,6", help="complexities (numbers of objects) to run")
+    parser.add_argument("--calib-scenes", type=int, default=96, help="calib scenes for the segmenter's threshold")
     parser.add_argument("--cost-family", default="sdxl", help="family whose decode / reward costs convert to NFE")
     parser.add_argument("--cost-units", default=str(Path(__file__).parent / "results" / "cost_units.json"),
                         help="bench/cost_units.py's results")
     opts = parser.parse_args(argv)
     t_start = time.time()
     bench = world3_gates.start_v3_bench(opts, env)
+    calibration = world3_gates.calibrate_segmenter(bench, bench.judges, opts.calib_scenes)  # as the gates read it
     base = bench.pack.lotts_ops.verifiers.base.Verifier
     bench.vae_raw, bench.verifier_raw = bench.vae, bench.judges.verifier(base)
     bench.verifier = bench.verifier_raw
@@ -259,7 +261,7 @@ def main(argv=None, env=None):
                           "pool_success": float(np.mean(entry["pool"]["success"])),
                           "lotts_success": entry["lotts"]["paper, 1 round"]["success"]}), flush=True)
     out = {"world_version": 3, "bon_curve": "pool", "bon_pool_size": opts.pool, "test_prompts": len(entries),
-           "verifier_reads_prompt": True, "settings": {**vars(opts), "levels": [level], "lambda": 0.0,
+           "verifier_reads_prompt": True, "segmenter_calibration": calibration, "settings": {**vars(opts), "levels": [level], "lambda": 0.0,
                                                         "signal": "noise difference", "t0": t0, "start_step": start,
                                                         "area_ratio": 0.5, "refinements": 2, "global_steps": 2},
            "calib": {"prompts": len(calib), "level_auroc": level_table, "t0_verifier_score": t0_table},

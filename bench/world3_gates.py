@@ -74,6 +74,28 @@ def adherence_block(judges, images, prompts):
                                                               "background_right")}
 
 
+SPOT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+CALIB_FIRST = 120_000  # split "calib" scenes the judges never trained on (the segmenter's start at 100_000)
+
+
+def calibrate_segmenter(bench, judges, count):
+    """The segmenter's spot threshold, chosen on calib scenes through the model's VAE (the gate's condition): the
+    lowest on the grid whose false-positive rate on clean round trips meets the gate; its hit rate on round
+    trips of the same scenes with defects beside it. The test figures are then read at that threshold."""
+    clean = np.stack([world3.sample(CALIB_FIRST + i, "calib", with_defect=False)["image"] for i in range(count)])
+    broken = np.stack([world3.sample(CALIB_FIRST + i, "calib", with_defect=True)["image"] for i in range(count)])
+    clean_rt, broken_rt = instrument.roundtrip(bench, clean), instrument.roundtrip(bench, broken)
+    grid = []
+    for threshold in SPOT_THRESHOLDS:
+        judges.set_spot_threshold(threshold)
+        grid.append({"threshold": threshold, "fp_clean_roundtrip": float(judges.defective(clean_rt).mean()),
+                     "hit_defect_roundtrip": float(judges.defective(broken_rt).mean())})
+    limit = GATES["segmenter_fp_clean_roundtrip"][0]
+    chosen = next((row for row in grid if row["fp_clean_roundtrip"] <= limit), grid[-1])
+    judges.set_spot_threshold(chosen["threshold"])
+    return {"split": "calib", "first": CALIB_FIRST, "scenes": count, "chosen": chosen, "grid": grid}
+
+
 def autoencoder_block(bench, judges, n, count, reps):
     first = 40_000
     scenes = [world3.sample(first + i, "test", n_objects=n) for i in range(count)]
@@ -187,10 +209,13 @@ def main(argv=None, env=None):
     parser.add_argument("--planted", type=int, default=24, help="planted renders per complexity for localization")
     parser.add_argument("--objects", default="1,2,3,4,5,6")
     parser.add_argument("--reps", type=int, default=1000)
+    parser.add_argument("--calib-scenes", type=int, default=96, help="calib scenes for the segmenter's threshold")
     opts = parser.parse_args(argv)
     t0 = time.time()
     bench = start_v3_bench(opts, env)
     judges = bench.judges
+    calibration = calibrate_segmenter(bench, judges, opts.calib_scenes)
+    print(json.dumps({"segmenter_calibration": calibration["chosen"]}), flush=True)
     sampler = instrument.Sampler(bench, 20, 5.0)
     blocks = {}
     for n in (int(x) for x in opts.objects.split(",")):
@@ -198,6 +223,7 @@ def main(argv=None, env=None):
         print(json.dumps({"objects": n, "seconds": round(time.time() - t0), **headline({str(n): blocks[str(n)]})[str(n)]},
                          default=str), flush=True)
     out = {"world_version": 3, "settings": vars(opts), "gates": {k: list(v) for k, v in GATES.items()},
+           "segmenter_calibration": calibration,
            "per_complexity": headline(blocks), "blocks": blocks, "seconds": round(time.time() - t0, 1)}
     write_json(opts.out, out)
     return out

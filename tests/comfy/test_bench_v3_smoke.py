@@ -34,19 +34,23 @@ def bench_modules(comfy_env):
 def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     gates_module, bench_module, report_module = bench_modules
     gates = gates_module.main(["--prompts", "1", "--seeds", "2", "--parents", "1", "--ae-images", "4", "--planted", "3",
-                               "--objects", "2", "--reps", "20", "--out", str(tmp_path / "gates.json")], env=comfy_env)
+                               "--objects", "2", "--reps", "20", "--calib-scenes", "4", "--out", str(tmp_path / "gates.json")],
+                             env=comfy_env)
+    assert gates["segmenter_calibration"]["chosen"]["threshold"] in gates_module.SPOT_THRESHOLDS
     per = gates["per_complexity"]["2"]
     assert set(gates_module.GATES) <= set(per) and set(per["passed"]) == set(gates_module.GATES)
     assert per["vae_psnr_db"] > 15 and 0 <= per["count_right"] <= 1
     out = bench_module.main(["--per-complexity", "1", "--calib-per-complexity", "1", "--pool", "4", "--level-images", "3",
-                             "--reps", "20", "--objects", "1,6", "--out", str(tmp_path / "bench.json")], env=comfy_env)
+                             "--reps", "20", "--objects", "1,6", "--calib-scenes", "4", "--out", str(tmp_path / "bench.json")],
+                            env=comfy_env)
     start = out["settings"]["start_step"]
     assert out["calib"]["t0_verifier_score"] and start == round(out["settings"]["t0"] * 20)
     for entry in out["entries"]:
         assert len(entry["pool"]["score"]) == len(entry["pool"]["early"]) == 4
         paper = entry["lotts"]["paper, 1 round"]
-        # 3 seeds x 20 steps x 2 (CFG) + 3 lineages x 3 capture passes + 3 x k = 2 re-draws from t0
-        assert paper["nfe"] == 3 * 20 * 2 + 3 * 3 + 3 * 2 * (20 - start) * 2, paper
+        # 3 seeds x 20 steps x 2 (CFG) + 3 lineages x 2 capture passes (the noise difference's two quality
+        # prompts) + 3 x k = 2 re-draws from t0
+        assert paper["nfe"] == 3 * 20 * 2 + 3 * 2 + 3 * 2 * (20 - start) * 2, paper
         assert paper["decodes"] == 3 + 6 and paper["verifier_calls"] == 3 + 6 + 3, paper  # parents re-scored
     result = out["results"]["6"]["paper, 1 round"]
     assert {"bon_ratio_success_nfe", "bon_ratio_success_real", "pruned_bon_ratio_success_real"} <= set(result)
