@@ -26,7 +26,7 @@ FAMILY_T0 = ("| family | steps | cfg | t0 (start step) |\n|---|---|---|---|\n"
              "| Z-Image Turbo | 8 | 1 (shift 3) | step 1 (not yet measured) |\n")
 FAMILIES_NOTE = ("**Model families.** Signal `noise difference` works on every text-to-image family ComfyUI samples "
                  "(FLUX.2, Qwen-Image, Z-Image, SD3 / 3.5, Chroma, ...); `attention` is read on SD1.x, SD2.x, SDXL, "
-                 "SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image and (ComfyUI 0.33+) Z-Image, and other families refuse it with a message that names the family.")
+                 "SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image and (ComfyUI 0.33+) Z-Image, and other families refuse it with a message that names the family.")
 VERIFIER_NOTE = ("Every verifier returns higher-is-better scores (`LOTTS_VERIFIER`). Reward models are loaded from "
                  "files you place under `models/lotts_verifiers/`; nothing is ever downloaded.")
 

@@ -28,8 +28,8 @@ FAMILY_TABLE = {
     "PixArt": ("pixart", "PixArt", 8),
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
-_ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image and (on hosts that tag its "
-                        "blocks) Z-Image / Lumina 2")
+_ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image and (on hosts "
+                        "that tag its blocks) Z-Image / Lumina 2")
 
 
 def _table_entry(model):
@@ -40,12 +40,11 @@ def _table_entry(model):
 
 
 def _has_flux_layout(model):
-    """FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image and SD3: text tokens then the image's patch tokens through one
-    joint attention, tagged block_type / block_index by the host (by the capture's block patch on SD3, see
-    `untagged_joint_blocks`). LongCat-Image ((t, 1.0) tokens) and Chroma Radiance (pixel patches) share FLUX's
-    classes, not its layout."""
+    """FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image, LongCat-Image and SD3: text tokens then the image's patch tokens
+    through one joint attention, tagged block_type / block_index by the host (by the capture's block patch on SD3,
+    see `untagged_joint_blocks`). Chroma Radiance (pixel patches) shares FLUX's classes, not its layout."""
     base = model.model
-    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3"):
+    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage"):
         return True
     if type(base).__name__ == "Lumina2":
         return _host_tags_blocks(type(base.diffusion_model))

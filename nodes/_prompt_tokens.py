@@ -13,11 +13,12 @@ def fill_template(template, prompt, input_name):
 
 
 def _flat_tokens(token_chunks):
-    """[(id, weight, word_id), ...] over all 77-token chunks -> ids, is_content flags."""
+    """[(id, weight, word_id), ...] over all 77-token chunks -> ids, is_content flags. Tokenizers that give
+    (id, weight) pairs only (LongCat-Image) mark nothing as template: every token counts as content."""
     ids, content = [], []
     for chunk in token_chunks:
         for token in chunk:
-            token_id, word_id = token[0], token[2]
+            token_id, word_id = token[0], (token[2] if len(token) > 2 else 1)
             ids.append(token_id if isinstance(token_id, int) else -1)  # embeddings are content too
             content.append(word_id != 0)
     return ids, content
@@ -74,12 +75,22 @@ def content_token_weights(clip, text, prompt, n_tokens):
     return _stream_weights(clip, full, key if key is not None else next(iter(full)), prompt, n_tokens)
 
 
+def _dropped_template_start(clip, key, ids, n_tokens):
+    """Tokens the encoder cuts from the front of the stream: LongCat-Image cuts its whole fixed prefix (and its
+    suffix from the end), Qwen-Image the template's start (the rest of the difference)."""
+    prefix = getattr(clip.tokenizer, "T2I_PREFIX", None)
+    inner = getattr(getattr(clip.tokenizer, key, None), "tokenizer", None)
+    if prefix is not None and inner is not None:
+        return len(inner(prefix, add_special_tokens=False)["input_ids"])
+    return max(0, len(ids) - n_tokens)
+
+
 def _stream_weights(clip, full, key, prompt, n_tokens):
     ids, content = _flat_tokens(full[key])
-    if getattr(clip.tokenizer, "llama_template", None) is not None:
+    if getattr(clip.tokenizer, "llama_template", None) is not None or hasattr(clip.tokenizer, "T2I_PREFIX"):
         positions = _templated_positions(clip, key, ids, prompt)
         if positions is not None:
-            dropped = max(0, len(ids) - n_tokens)
+            dropped = _dropped_template_start(clip, key, ids, n_tokens)
             positions = [p - dropped for p in positions if 0 <= p - dropped < n_tokens]
             if positions:
                 weights = torch.zeros(n_tokens)

@@ -30,7 +30,7 @@ class LoTTSQualityAttentionCapture:
         return {"required": {
             "model": ("MODEL", {"tooltip": (
                 "The model that made the candidates. Attention is read on SD1.x, SD2.x, SDXL, SD3, FLUX.1, FLUX.2, "
-                "Chroma, Qwen-Image and (ComfyUI 0.33+) Z-Image; other families (HiDream, HunyuanImage, ...) give "
+                "Chroma, Qwen-Image, LongCat-Image and (ComfyUI 0.33+) Z-Image; other families (HiDream, HunyuanImage, ...) give "
                 "the noise difference only.")}),
             "clip": ("CLIP", {"tooltip": "Its text encoder; encodes the three quality prompts."}),
             "samples": ("LATENT", {"tooltip": "Finished candidates (any batch size), e.g. a KSampler output."}),

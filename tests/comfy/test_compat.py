@@ -86,11 +86,11 @@ def test_sd3_blocks_are_tagged_through_another_nodes_block_patch(comfy_env):
     assert all(replace[("double_block", i)] is other_block for i in range(depth))
 
 
-@pytest.mark.parametrize("base_class, name", [("ChromaRadiance", "Chroma Radiance"), ("LongCatImage", "LongCat-Image")])
+@pytest.mark.parametrize("base_class, name", [("ChromaRadiance", "Chroma Radiance")])
 def test_flux_relatives_without_flux_layout_take_the_noise_difference_path(comfy_env, tiny, base_class, name):
-    """Chroma Radiance and LongCat-Image bases around FLUX's network class are not read as FLUX.1: no FLUX.1 token
-    layout is assumed (LongCat's (t, 1.0) tokens crashed it), attention is refused by name. FLUX.2 and Chroma
-    bases keep FLUX's layout."""
+    """A Chroma Radiance base around FLUX's network class is not read as FLUX.1 (its image tokens are pixel patches):
+    attention is refused by name. FLUX.2 and Chroma bases keep FLUX's layout (LongCat-Image's runs on its own tiny
+    model, tests/comfy/test_families.py)."""
     import comfy.model_base
 
     family = comfy_env.pack.nodes._model_family

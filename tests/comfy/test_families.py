@@ -11,7 +11,7 @@ import torch
 from graphs import STEPS, candidates_graph, search_graph, with_options
 
 # independent of the pack's table: pixels per latent cell of each family's VAE
-SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8}
+SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8, "longcat_image": 8}
 # families whose attention the pack does not read (the others here, SD3, Chroma, FLUX.2 and Qwen-Image, have
 # FLUX.1's joint text-then-image layout); Z-Image's layers are tagged by hosts from 0.33 on, not by 0.3.75
 REFUSED = {"zimage": "Z-Image / Lumina 2"}

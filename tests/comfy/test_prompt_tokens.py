@@ -6,7 +6,7 @@ import pytest
 import torch
 
 PROMPT = "a red cube on a wooden table"
-TEMPLATED = ("zimage", "qwen_image", "flux2")
+TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image")
 
 
 @pytest.fixture(params=TEMPLATED)
@@ -15,7 +15,7 @@ def templated(request, comfy_env):
     if request.param not in specs:
         pytest.skip(f"this host has no {request.param} model class")
     _, clip, _ = comfy_env.test_pack.tiny_models.tiny_family(request.param)
-    if getattr(clip.tokenizer, "llama_template", None) is None:
+    if getattr(clip.tokenizer, "llama_template", None) is None and not hasattr(clip.tokenizer, "T2I_PREFIX"):
         pytest.skip(f"{request.param}'s text encoder on this host has no chat template")
     return request.param, clip
 
@@ -34,7 +34,10 @@ def test_weights_sit_on_the_prompt_inside_the_chat_template(comfy_env, templated
         assert weights.shape == (n_tokens,) and abs(float(weights.sum()) - 1.0) < 1e-5
         ids = [t[0] for chunk in clip.tokenize(text)[key] for t in chunk]
         dropped = len(ids) - n_tokens  # Qwen-Image's encoder drops the template's start from its output
-        assert dropped >= 0 and (dropped > 0) == (family == "qwen_image")
+        if family == "longcat_image":  # its encoder cuts through the second <|im_start|> + "user\n", and the end
+            dropped = [i for i, t in enumerate(ids) if t == 151644][1] + 3
+            assert len(ids) - n_tokens > dropped
+        assert dropped >= 0 and (dropped > 0) == (family in ("qwen_image", "longcat_image"))
         positions = torch.nonzero(weights).flatten().tolist()
         assert positions == list(range(positions[0], positions[-1] + 1))  # one contiguous run
         picked = inner.tokenizer.decode([ids[p + dropped] for p in positions])

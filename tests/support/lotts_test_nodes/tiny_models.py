@@ -21,7 +21,7 @@ import comfy.taesd.taesd
 import comfy.text_encoders.flux
 import torch
 
-FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image")
+FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image", "longcat_image")
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
@@ -129,6 +129,16 @@ _NEW_FAMILY_SPECS = {
                        clip=("qwen_image", "QwenImageTokenizer", "te", {}),
                        clip_options={"qwen25_7b_model_config": _LLAMA_TINY}, latent_channels=16, vae="wan21",
                        skip_init=("visual.",)),  # the vision tower is never run on text (left uninitialised)
+    # LongCat-Image: FLUX's classes (no guidance, 3-axis text positions), text = Qwen2.5-VL in a fixed template that
+    # its encoder cuts from both ends; tokens are (id, weight) pairs without word ids
+    "longcat_image": dict(config_class=getattr(comfy.supported_models, "LongCatImage", None),
+                          unet={"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": None,
+                                "context_in_dim": 32, "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 4, "depth": 1,
+                                "depth_single_blocks": 1, "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2,
+                                "qkv_bias": True, "guidance_embed": False, "txt_ids_dims": [1, 2]},
+                          clip=("longcat_image", "LongCatImageTokenizer", "te", {}),
+                          clip_options={"qwen25_7b_model_config": _LLAMA_TINY}, latent_channels=16,
+                          skip_init=("visual.",)),
 }
 FAMILY_SPECS.update({k: v for k, v in _NEW_FAMILY_SPECS.items() if v["config_class"] is not None})
 
