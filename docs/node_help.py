@@ -92,7 +92,11 @@ INTROS = {
         "nothing); `crop_padding` re-denoises only a crop around each mask (NFE also reported area-weighted); "
         "`region_selection` composites, per separate region, the re-draw the verifier prefers there; `nfe_budget` "
         "searches best-first within that many model evaluations per image, stopping at `stop_score`; "
-        "`prune_at_step` / `prune_keep` prune candidates early by their predicted clean image.\n\nAPI graphs "
+        "`prune_at_step` / `prune_keep` prune candidates early by their predicted clean image; `capture_mode` "
+        "*within sampling* takes the seeds' first capture while they are sampled (the two quality prompts at the "
+        "steps nearest the capture levels; the original prompt's attention from the sampler's own pass), so it "
+        "costs 2 evaluations per level instead of 3 with attention (its localization is not measured yet; the "
+        "default stays the paper's re-noised capture).\n\nAPI graphs "
         "saved before this node set these inputs on the search node itself; they still run, with a warning."),
     "LoTTSNIQEVerifier": (
         "No-reference image quality (NIQE), no download: returns -NIQE, higher is better. It judges noise, blur and "

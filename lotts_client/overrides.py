@@ -24,7 +24,7 @@ OPTIONS_NODE = "LoTTSSearchOptions"
 # the search nodes' inputs that live on LoTTS Search Options (a test keeps this equal to the pack's list)
 SEARCH_OPTION_INPUTS = frozenset({"mask_mode", "region_threshold", "region_min_area", "region_max_area",
                                   "crop_padding", "region_selection", "nfe_budget", "stop_score", "prune_at_step",
-                                  "prune_keep"})
+                                  "prune_keep", "capture_mode"})
 
 
 class OverrideError(ValueError):

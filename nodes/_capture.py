@@ -58,7 +58,8 @@ class AttentionRecorder:
         self.layers_seen = set()
         self.n_txt = None
         self.skipped_layers = set()
-        self.cond_indices = list(range(len(COND_NAMES)))  # cond batch position -> index in COND_NAMES
+        self.cond_indices = list(range(len(COND_NAMES)))  # cond batch position -> index in COND_NAMES (None: skip)
+        self.active = True  # capture within sampling records only at its capture steps
 
     # -- layer selection --------------------------------------------------------------------------
     def wants(self, layer, n_image_tokens):
@@ -74,6 +75,9 @@ class AttentionRecorder:
     def _weights_for_rows(self, cond_or_uncond, rows_per_chunk, n_keys, device, pad_front=0):
         rows = []
         for cond_index in cond_or_uncond:
+            if cond_index is None:  # rows the capture does not read (the sampler's unconditional pass)
+                rows.append(torch.zeros(rows_per_chunk, n_keys, device=device))
+                continue
             w = self.token_weights[cond_index]
             if w.shape[0] + pad_front < n_keys:
                 w = torch.nn.functional.pad(w, (pad_front, n_keys - w.shape[0] - pad_front))
@@ -90,6 +94,8 @@ class AttentionRecorder:
         maps = defect_map.resize_maps(maps.float(), *self.latent_hw).reshape(ca.shape[0], 2, *self.latent_hw)
         rows = ca.shape[0] // len(cond_or_uncond)
         for chunk, cond_index in enumerate(cond_or_uncond):
+            if cond_index is None:
+                continue
             part = maps[chunk * rows:(chunk + 1) * rows].cpu()
             self.sums[cond_index] = self.sums.get(cond_index, 0) + part
             self.counts[cond_index] = self.counts.get(cond_index, 0) + 1
@@ -108,7 +114,7 @@ class AttentionRecorder:
         def attn1(q, k, v, extra_options):
             out = previous(q, k, v, extra_options) if previous else core_attention(q, k, v, extra_options)
             layer = (extra_options["block"][0], extra_options["block"][1])
-            if self.wants(layer, q.shape[1]):
+            if self.active and self.wants(layer, q.shape[1]):
                 heads = extra_options["n_heads"]
                 key = layer + (extra_options.get("block_index", 0),)
                 self.pending_self_attention[key] = (attention_maps.split_heads(q, heads),
@@ -122,7 +128,7 @@ class AttentionRecorder:
             layer = (extra_options["block"][0], extra_options["block"][1])
             key = layer + (extra_options.get("block_index", 0),)
             pending = self.pending_self_attention.pop(key, None)
-            if pending is None or q.shape[0] != pending[0].shape[0]:
+            if not self.active or pending is None or q.shape[0] != pending[0].shape[0]:
                 return out
             heads = extra_options["n_heads"]
             cond_or_uncond = [self.cond_indices[c] for c in extra_options["cond_or_uncond"]]
@@ -166,7 +172,7 @@ class AttentionRecorder:
             n_txt = opts["img_slice"][0]
         elif n_txt is not None:
             prefix, n_txt = self.text_prefix, self.text_prefix + -(-n_txt // self.text_multiple) * self.text_multiple
-        if layer[0] is None or n_txt is None:
+        if not self.active or layer[0] is None or n_txt is None:
             return
         if q.ndim == 3 and not kwargs.get("skip_reshape") and heads:  # SD3: (B, N, heads*d)
             if q.shape[1] <= n_txt:  # SD3.5's image-only second attention has no text in front: not this one

@@ -5,13 +5,13 @@ the verifier prefers it). Shared by the fixed-round search and the budgeted best
 import torch
 
 from ..lotts_ops import defect_map, regions
-from . import _capture, _crop, _local, _preview, _region_inputs
+from . import _capture, _crop, _local, _preview, _region_inputs, _sampling_capture
 from .defect_mask import defect_probability_from_capture
 
 
 class Lineages:
     def __init__(self, counted, counter, vae, verifier, settings, local, prompt, latents, images, scores, labels,
-                 decode):
+                 decode, within=None):
         self.counted, self.counter, self.vae, self.verifier = counted, counter, vae, verifier
         self.settings, self.local, self.prompt = settings, local, prompt
         self.decode = decode
@@ -23,16 +23,24 @@ class Lineages:
         self.index = list(range(latents.shape[0]))  # pool index of each lineage's current best
         self.rounds_done = [0] * latents.shape[0]
         self.pool_images, self.pool_scores = [images], [scores]
-        self.nfe_capture = 0
+        self.within = within  # the seeds' capture made while sampling them (None: re-noised captures only)
+        self.nfe_capture = within["model_evaluations"] if within else 0
         self.nfe_refinement_area_weighted = 0.0
+
+    def has_capture(self, lineage):
+        """Whether the lineage still holds the seed captured within sampling (its first round needs no capture)."""
+        return self.within is not None and self.rounds_done[lineage] == 0
 
     def round(self, which, seed, progress=None):
         """One refinement round on lineages `which`. Returns the lineages that had something to re-denoise."""
         local, settings, counter = self.local, self.settings, self.counter
         before = counter.count
-        attention = _capture.capture(self.counted, local.conds, local.token_weights, {"samples": self.current[which]},
-                                     local.noise_levels, local.noise_draws, seed, local.selection,
-                                     attention=local.signal != "noise difference")
+        if all(self.has_capture(lineage) for lineage in which):
+            attention = _sampling_capture.rows(self.within, which)
+        else:
+            attention = _capture.capture(self.counted, local.conds, local.token_weights,
+                                         {"samples": self.current[which]}, local.noise_levels, local.noise_draws, seed,
+                                         local.selection, attention=local.signal != "noise difference")
         self.nfe_capture += counter.count - before
         p = defect_map.normalize_maps(defect_probability_from_capture(attention, local.signal,
                                                                       local.foreground_weight, True))

@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..lotts_ops import compute
-from . import _capture, _counting, _lineages, _model_family, _preview, _pruning
+from . import _capture, _counting, _lineages, _model_family, _preview, _pruning, _sampling_capture
 
 
 @dataclass
@@ -47,6 +47,7 @@ class LocalSettings:
     region_max_area: float = 0.3
     crop_padding: int = -1  # >= 0: re-denoise only a crop of the mask's box grown by this many latent cells
     region_selection: bool = False  # per region, the best of the k re-draws, composited (a k+1-th candidate)
+    capture_mode: str = _sampling_capture.CAPTURE_MODES[0]  # the seeds' first capture: re-noised or within sampling
 
 
 @dataclass
@@ -106,15 +107,24 @@ def _report(method, counter, nfe_sampling, items, per_item, settings, extra):
             "steps": settings.steps, "cfg": settings.cfg, **extra}
 
 
-def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, per_item, progress, pruning=None):
+def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, per_item, progress, pruning=None,
+                        local=None):
     """Counting clone, `per_item` samples per latent item (with pruning: only the survivors finish), decoded and
     scored. Returns the clone, its counter, the finished latents, the sampling NFE, images, scores, labels,
-    the number finished per item and a report of the pruning (None without)."""
+    the number finished per item, a report of the pruning (None without) and, with `local` asking for capture
+    within sampling, the seeds' capture (else None; its NFE is not in the sampling NFE)."""
     counted, counter = _counting.counting_clone(model)
     items = latent["samples"].shape[0]
     labels = [f"s{j}" for _ in range(items) for j in range(per_item)]
-    pruned = None
-    if pruning is None:
+    pruned, within = None, None
+    if local is not None and local.capture_mode == _sampling_capture.CAPTURE_MODES[1]:
+        repeated, noise = _candidate_batch(counted, latent, seed, per_item)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        candidates, within = _sampling_capture.sample_with_capture(
+            counted, noise, repeated, settings, local.conds, local.token_weights, local.noise_levels, local.selection,
+            local.signal != "noise difference", counter, seed)
+        finished_per_item = per_item
+    elif pruning is None:
         candidates = sample_candidates(counted, latent, settings, seed, per_item)
         finished_per_item = per_item
     else:
@@ -129,16 +139,16 @@ def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, pe
                                               + len(survivors) * (settings.steps - pruning.at_step)) / settings.steps,
                   "pruned": [label for i, label in enumerate(labels) if i not in kept]}
         labels = [labels[i] for i in survivors]
-    nfe_sampling = counter.count
+    nfe_sampling = counter.count - (within["model_evaluations"] if within else 0)
     images, scores = decode_and_score(vae, verifier, candidates, prompt)
     if progress:
         progress.advance(images)
-    return counted, counter, candidates, nfe_sampling, images, scores, labels, finished_per_item, pruned
+    return counted, counter, candidates, nfe_sampling, images, scores, labels, finished_per_item, pruned, within
 
 
 def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=None, pruning=None):
     items = latent["samples"].shape[0]
-    _, counter, candidates, nfe_sampling, images, scores, labels, finished, pruned = _initial_candidates(
+    _, counter, candidates, nfe_sampling, images, scores, labels, finished, pruned, _ = _initial_candidates(
         model, vae, verifier, latent, settings, prompt, seed, n, progress, pruning)
     grouped = scores.reshape(items, finished)
     winners = [i * finished + int(grouped[i].argmax()) for i in range(items)]
@@ -150,10 +160,10 @@ def best_of_n(model, vae, verifier, latent, settings, prompt, seed, n, progress=
 
 
 def _start(model, vae, verifier, latent, settings, local, prompt, seed, seeds, progress, pruning):
-    counted, counter, current, nfe_sampling, images, scores, labels, lineages, pruned = _initial_candidates(
-        model, vae, verifier, latent, settings, prompt, seed, seeds, progress, pruning)
+    counted, counter, current, nfe_sampling, images, scores, labels, lineages, pruned, within = _initial_candidates(
+        model, vae, verifier, latent, settings, prompt, seed, seeds, progress, pruning, local)
     state = _lineages.Lineages(counted, counter, vae, verifier, settings, local, prompt, current, images, scores,
-                               labels, decode)
+                               labels, decode, within)
     return state, nfe_sampling, lineages, pruned
 
 
@@ -170,7 +180,7 @@ def _finish(state, items, lineages, nfe_sampling, settings, local, seeds, pruned
         "nfe_refinement": counter.count - nfe_sampling - state.nfe_capture,
         "start_step": local.start_step, "global_steps": local.global_steps, "area_ratio": local.area_ratio,
         "mask_mode": local.mask_mode, "pruning": pruned, "crop_padding": local.crop_padding,
-        "region_selection": local.region_selection,
+        "region_selection": local.region_selection, "capture_mode": local.capture_mode,
         "nfe_refinement_area_weighted": round(state.nfe_refinement_area_weighted, 3),
         "scores": [round(float(s), 5) for s in all_scores], "labels": state.labels,
         "winners": [state.labels[w] for w in winners], **extra})
@@ -189,11 +199,12 @@ def lotts(model, vae, verifier, latent, settings, local, prompt, seed, seeds, pr
     return _finish(state, items, lineages, nfe_sampling, settings, local, seeds, pruned, {})
 
 
-def round_cost(settings, local, lineages=1):
-    """NFE of one refinement round of `lineages` lineages: the capture passes and k re-draws from t0."""
+def round_cost(settings, local, lineages=1, captured=False):
+    """NFE of one refinement round of `lineages` lineages: the capture passes (none when `captured` within
+    sampling already) and k re-draws from t0."""
     passes = 1 if settings.cfg == 1.0 else 2
     capture = len(local.noise_levels) * local.noise_draws * len(_capture.cond_names(local.signal != "noise difference"))
-    return lineages * (capture + local.refinements * (settings.steps - local.start_step) * passes)
+    return lineages * (0 if captured else capture) + lineages * local.refinements * (settings.steps - local.start_step) * passes
 
 
 def lotts_budgeted(model, vae, verifier, latent, settings, local, prompt, seed, seeds, nfe_budget, stop_score,
@@ -204,16 +215,19 @@ def lotts_budgeted(model, vae, verifier, latent, settings, local, prompt, seed, 
     items = latent["samples"].shape[0]
     state, nfe_sampling, lineages, pruned = _start(model, vae, verifier, latent, settings, local, prompt, seed,
                                                    seeds, progress, pruning)
-    cost = round_cost(settings, local)
     steps_taken = []
+    sampled = nfe_sampling + state.nfe_capture  # with capture within sampling, the seeds' capture is spent too
     for item in range(items):
-        spent = nfe_sampling / items
+        spent = sampled / items
         open_lineages = set(range(item * lineages, (item + 1) * lineages))
-        while open_lineages and spent + cost <= nfe_budget:
+        while open_lineages:
+            lineage = max(open_lineages, key=lambda j: float(state.scores[j]))
+            cost = round_cost(settings, local, captured=state.has_capture(lineage))
+            if spent + cost > nfe_budget:
+                break
             best = max(range(item * lineages, (item + 1) * lineages), key=lambda j: float(state.scores[j]))
             if float(state.scores[best]) >= stop_score:
                 break
-            lineage = max(open_lineages, key=lambda j: float(state.scores[j]))
             steps_taken.append(state.labels[state.index[lineage]])  # the parent this step refines
             if not state.round([lineage], seed + 1_000_003 * len(steps_taken)):
                 open_lineages.discard(lineage)

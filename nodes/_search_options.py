@@ -4,7 +4,7 @@ still runs."""
 
 import logging
 
-from . import _region_inputs
+from . import _region_inputs, _sampling_capture
 
 OPTIONS_TYPE = "LOTTS_SEARCH_OPTIONS"
 
@@ -33,6 +33,13 @@ def option_inputs():
             "costs these steps only. The one option Best-of-N also reads.")}),
         "prune_keep": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
             "Early pruning: fraction of candidates per item that finish (at least one).")}),
+        "capture_mode": (list(_sampling_capture.CAPTURE_MODES), {"default": _sampling_capture.CAPTURE_MODES[0],
+                                                                  "tooltip": (
+            "Where the seeds' first capture happens. 're-noised (paper)': each finished seed is re-noised to the "
+            "capture levels and run under the three prompts. 'within sampling': the two quality prompts run at the "
+            "sampling steps nearest the capture levels while the seeds are sampled, and the original prompt's "
+            "attention comes from the sampler's own pass, so the capture costs 2 evaluations per level, not 3 (with "
+            "attention). Later rounds re-noise. Not with early pruning yet; its localization is not yet measured.")}),
     }
 
 

@@ -53,7 +53,7 @@ def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1, signal=
 
 OPTION_DEFAULTS = {"mask_mode": "top area (paper)", "region_threshold": 0.6, "region_min_area": 0.01,
                    "region_max_area": 0.3, "crop_padding": -1, "region_selection": False, "nfe_budget": 0,
-                   "stop_score": 1e6, "prune_at_step": 0, "prune_keep": 0.5}
+                   "stop_score": 1e6, "prune_at_step": 0, "prune_keep": 0.5, "capture_mode": "re-noised (paper)"}
 
 
 def with_options(graph, nodes=("21",), **options):

@@ -60,6 +60,18 @@ def test_search_and_best_of_n_count_exactly_with_each_supported_signal(comfy_env
         assert latent["samples"].ndim == latent_rank
 
 
+def test_capture_within_sampling_on_each_family(comfy_env, new_family, refused):
+    """The seeds' capture taken while sampling them (4-D and 5-D latents, flow and eps models): two quality passes
+    per seed and level, the independent counter agrees."""
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    signal = "noise difference" if new_family in refused else "attention"
+    graph = with_options(search_graph(new_family, signal=signal), capture_mode="within sampling")
+    del graph["20"], graph["30"]
+    lotts = json.loads(comfy_env.run(graph).outputs("21")[4])
+    assert lotts["nfe"] == counts[f"lotts-{new_family}"] and lotts["nfe_capture"] == 2
+    assert lotts["nfe_sampling"] == STEPS * 2
+
+
 def test_attention_signal_is_refused_before_sampling_with_the_way_out(comfy_env, new_family, refused):
     from harness import GraphError
 

@@ -194,3 +194,34 @@ def test_options_set_on_the_search_node_by_an_older_graph_still_run(comfy_env):
     graph["99"] = {"class_type": "PrimitiveInt", "inputs": {"value": 500}}
     with pytest.raises(Exception, match="nfe_budget: moved to the LoTTS Search Options node"):
         comfy_env.run(graph)
+
+
+@pytest.mark.parametrize("signal", ["attention", "noise difference"])
+def test_capture_within_sampling_keeps_the_seeds_and_pays_only_the_quality_prompts(comfy_env, family, signal):
+    """capture_mode 'within sampling': the seeds are the same samples as without it (the extra passes do not touch
+    the trajectory), the capture costs the two quality prompts per level and seed (attention's original prompt is
+    the sampler's own pass), and the independent counter agrees."""
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    graph = search_graph(family, seeds=2, signal=signal)
+    plain = json.loads(comfy_env.run(graph).outputs("21")[4])
+    within = json.loads(comfy_env.run(with_options(graph, capture_mode="within sampling")).outputs("21")[4])
+    assert within["nfe"] == counts[f"lotts-{family}"] and within["capture_mode"] == "within sampling"
+    assert within["nfe_capture"] == 2 * 1 * 2  # seeds x levels x (high, low)
+    assert plain["nfe_capture"] == 2 * 1 * (3 if signal == "attention" else 2)
+    assert within["nfe_sampling"] == plain["nfe_sampling"] == 2 * STEPS * 2
+    assert within["nfe_refinement"] in (0, plain["nfe_refinement"])
+    torch.testing.assert_close(torch.tensor(within["scores"][:2]), torch.tensor(plain["scores"][:2]), rtol=0,
+                               atol=1e-4)
+
+
+def test_capture_within_sampling_under_a_budget_and_not_with_pruning(comfy_env):
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+    sampling, capture = 2 * STEPS * 2, 2 * 3
+    redraws = 2 * (STEPS - 2) * 2
+    graph = budget_graph(sampling + 2 * 2 + 2 * redraws, rounds=1)  # the seeds' capture and two re-draw sets fit
+    report = json.loads(comfy_env.run(with_options(graph, nfe_budget=sampling + 2 * 2 + 2 * redraws,
+                                                   capture_mode="within sampling")).outputs("21")[4])
+    assert report["nfe"] == counts["lotts-sd15"] <= report["nfe_budget"] and len(report["best_first_steps"]) == 2
+    assert report["nfe_capture"] == 2 * 2 < capture
+    with pytest.raises(Exception, match="capture_mode: 'within sampling' does not combine with early pruning"):
+        comfy_env.run(with_options(search_graph("sd15", seeds=2), prune_at_step=2, capture_mode="within sampling"))
