@@ -122,3 +122,19 @@ def test_search_variants_smoke(bench, tmp_path, monkeypatch):
     assert variants["+ crop to region"]["nfe_area_weighted"] <= variants["+ crop to region"]["nfe"]
     assert [p["nfe"] for p in out["entries"][0]["pruned_bon"]] == sorted(p["nfe"] for p in out["entries"][0]["pruned_bon"])
     assert "Best-of-N / variant" in (tmp_path / "sv.md").read_text()
+
+
+def test_capture_modes_smoke(bench, tmp_path):
+    """Both capture modes on the same seeds: costs counted (within sampling spares the original prompt's passes),
+    AUROCs in range, the mode chosen on calib for each signal."""
+    import capture_modes
+
+    out = capture_modes.main(["--calib", "1", "--test", "2", "--seeds", "2", "--reps", "20",
+                              "--out", str(tmp_path / "cm.json")], bench=bench)
+    levels = len(capture_modes.LEVELS)
+    assert out["capture_nfe_per_seed"]["test"] == {"re-noised (paper)": 3 * levels, "within sampling": 2 * levels}
+    for signal in capture_modes.SIGNALS:
+        assert out["chosen_on_calib"][signal] in capture_modes.MODES
+        for mode in capture_modes.MODES:
+            if out["test"][signal]["images"]:
+                assert 0.0 <= out["test"][signal][mode][0] <= 1.0
