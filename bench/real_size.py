@@ -5,13 +5,17 @@ the SD1.5 UNet at 512 x 512 (64 x 64 latent), the SDXL UNet at 1024 x 1024 (128 
 real width (hidden 3072, 24 heads, 4096 T5 context) with a few double and single blocks at 1024 x 1024. The
 conditionings are random tensors of the real shapes (77 CLIP tokens; 256 T5 tokens for FLUX).
 
-Per family, each measurement in a fresh subprocess (peak RSS above the loaded model is per process):
+Per family, at the settings its shipped workflow uses (workflows/api/lotts_<family>.json: capture levels, signal,
+layers), each measurement in a fresh subprocess (peak RSS above the loaded model is per process):
 - plain: one CFG sampling step (batch 2; FLUX: guidance-distilled, batch 1), time and peak memory;
 - recording: the same step on the capture's patched clone with every recorded layer on ("auto" layers);
-- capture: one capture pass (three prompts, one noise level), time and peak memory.
-Derived: capture / plain step (time, memory), recording overhead per recorded layer, and the capture's share of
-a full run of 50 steps (FLUX: 28) with one capture pass per candidate. Also SA @ CA memory at the real token
-counts: the pack's attention-call form against materialising the HW x HW self-attention matrix.
+- capture: the paper's re-noised capture of one candidate at every shipped level (with attention: the original
+  prompt, then the two quality prompts, per level), time and peak memory;
+- within: one sampling step that also captures (capture within sampling: the CFG pass, recorded, plus the two
+  quality prompts), time and peak memory; its cost above a plain step, once per level, is that mode's capture.
+Derived per mode: capture / plain step (time, memory), the capture's share of a full run of 50 steps (FLUX: 28)
+with one capture per candidate, and the recording overhead per recorded layer. Also SA @ CA memory at the real
+token counts: the pack's attention-call form against materialising the HW x HW self-attention matrix.
 
     .host/venv/bin/python bench/real_size.py [--families sd15,sdxl,flux] [--dtype fp32|bf16] [--device cpu|cuda]
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+KINDS = ("plain", "recording", "capture", "within")
 FULL_RUN_STEPS = {"sd15": 50, "sdxl": 50, "flux": 28}
 CFG = {"sd15": 5.0, "sdxl": 5.0, "flux": 1.0}
 LATENT = {"sd15": 64, "sdxl": 128, "flux": 128}  # latent side: 512 px, 1024 px, 1024 px
@@ -90,6 +95,14 @@ def build(family, dtype_name, device_name):
     return model, cond, tokens
 
 
+def shipped(family):
+    """(capture levels, signal, layers) of the family's shipped workflow."""
+    graph = json.loads((REPO / "workflows" / "api" / f"lotts_{family}.json").read_text())
+    search = next(n["inputs"] for n in graph.values() if n["class_type"] == "LoTTSSearch")
+    levels = [float(x) for x in search["noise_levels"].replace(";", ",").split(",") if x.strip()]
+    return levels, search["signal"], search["layers"]
+
+
 def child(family, kind, dtype_name, device_name):
     """One measurement in this process; prints one JSON line."""
     sys.path.append(str(REPO / "tests"))
@@ -116,10 +129,30 @@ def child(family, kind, dtype_name, device_name):
     else:
         base_mem = _rss_bytes()
     weights = {i: torch.ones(tokens) / tokens for i in range(3)}
+    levels, signal, layers = shipped(family)
+    attention = signal != "noise difference"
+    arch = pack._model_family.architecture(model)
+    selection = pack._model_family.parse_layer_selection(layers, arch)
     recorder = None
     start = time.perf_counter()
     with torch.inference_mode():
-        if kind in ("plain", "recording"):
+        if kind == "within":
+            import comfy.samplers
+
+            counted, counter = pack._counting.counting_clone(model)
+            m = counted
+            if attention:
+                recorder = pack._capture.AttentionRecorder((side, side), weights, selection, arch)
+                recorder.active = False
+                m = pack._capture.patched_clone(counted, recorder)
+            sigma = float(model.get_model_object("model_sampling").percent_to_sigma(1.0 - levels[0]))
+            guider = pack._sampling_capture.CapturingGuider(m, [sigma], recorder, counter)
+            guider.set_all_conds(cond(1), cond(2), cond(3), cond(4))
+            guider.set_cfg(CFG[family])
+            guider.sample(comfy.sample.prepare_noise(latent, 0), latent, comfy.samplers.sampler_object("euler"),
+                          torch.tensor([sigma, 0.0]), disable_pbar=True, seed=0)
+            assert guider.passes == 1
+        elif kind in ("plain", "recording"):
             m = model
             if kind == "recording":
                 arch = pack._model_family.architecture(model)
@@ -129,8 +162,8 @@ def child(family, kind, dtype_name, device_name):
             comfy.sample.sample(m, noise, 1, CFG[family], "euler", "normal", cond(1), cond(2), latent, seed=0,
                                 disable_pbar=True)
         else:
-            result = pack._capture.capture(model, [cond(1), cond(2), cond(3)], weights, {"samples": latent}, [0.3], 1, 0,
-                                           None)
+            result = pack._capture.capture(model, [cond(1), cond(2), cond(3)], weights, {"samples": latent}, levels, 1,
+                                           0, selection, attention)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -139,6 +172,7 @@ def child(family, kind, dtype_name, device_name):
            "model_bytes": sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters())}
     if kind == "capture":
         out["layers_recorded"] = len(result["layers"])
+        out["model_evaluations"] = result["model_evaluations"]
     if recorder is not None:
         out["layers_recorded"] = len(recorder.layers_seen)
     print("RESULT " + json.dumps(out), flush=True)
@@ -187,9 +221,17 @@ def run_child(family, kind, opts):
     return run_result([sys.executable, __file__, "--child", family, kind, "--dtype", opts.dtype, "--device", opts.device])
 
 
-def derive(family, plain, recording, capture):
+def derive(family, plain, recording, capture, within):
     steps = FULL_RUN_STEPS[family]
-    return {"family": family, "latent": LATENT[family], "full_run_steps": steps,
+    levels, signal, layers = shipped(family)
+    within_extra = len(levels) * max(within["seconds"] - plain["seconds"], 0.0)
+    return {"family": family, "latent": LATENT[family], "full_run_steps": steps, "shipped_defaults": True,
+            "levels": levels, "signal": signal, "layers": layers,
+            "within_sampling": {
+                "capture_step_seconds": within["seconds"], "capture_seconds": within_extra,
+                "capture_share_of_full_run": within_extra / (within_extra + steps * plain["seconds"]),
+                "capture_peak_memory_ratio": within["peak_bytes_above_model"] / max(plain["peak_bytes_above_model"], 1),
+                "capture_peak_bytes_above_model": within["peak_bytes_above_model"]},
             "plain_step_seconds": plain["seconds"], "capture_seconds": capture["seconds"],
             "capture_vs_plain_step_time": capture["seconds"] / plain["seconds"],
             "capture_share_of_full_run": capture["seconds"] / (capture["seconds"] + steps * plain["seconds"]),
@@ -204,15 +246,20 @@ def report(result):
     lines = [f"# Capture cost at real model sizes ({result['device_name']}, {result['dtype']}, {result['threads']} threads)",
              "", "Random weights, full-size ComfyUI architectures; ratios measured in one run. "
              f"FLUX.1 at full width with {FLUX_BLOCKS['double']} double and {FLUX_BLOCKS['single']} single blocks.", "",
-             "| family | latent | plain CFG step (s) | capture pass (s) | capture / step (time) | capture share of a "
-             "full run | capture / step (peak memory above the model) | recording overhead per layer | layers |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "At each family's shipped settings (levels, signal, layers): the paper's re-noised capture, and capture "
+             "within sampling (its extra cost over a plain step, once per level).", "",
+             "| family | latent | levels, signal | plain CFG step (s) | re-noised capture (s) | its share of a full run "
+             "| its peak memory / a step's | within sampling: capture (s) | its share | its peak memory / a step's "
+             "| recording overhead per layer | layers |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["families"]:
-        lines.append(f"| {r['family']} | {r['latent']}x{r['latent']} | {r['plain_step_seconds']:.2f} | "
-                     f"{r['capture_seconds']:.2f} | {r['capture_vs_plain_step_time']:.2f}x | "
+        w = r["within_sampling"]
+        lines.append(f"| {r['family']} | {r['latent']}x{r['latent']} | {', '.join(map(str, r['levels']))}; "
+                     f"{r['signal']} | {r['plain_step_seconds']:.2f} | {r['capture_seconds']:.2f} | "
                      f"{100 * r['capture_share_of_full_run']:.1f} % of {r['full_run_steps']} steps + capture | "
-                     f"{r['capture_peak_memory_ratio']:.2f}x | {100 * r['recording_overhead_per_layer']:.2f} % | "
-                     f"{r['layers_recorded']} |")
+                     f"{r['capture_peak_memory_ratio']:.2f}x | {w['capture_seconds']:.2f} | "
+                     f"{100 * w['capture_share_of_full_run']:.1f} % | {w['capture_peak_memory_ratio']:.2f}x | "
+                     f"{100 * r['recording_overhead_per_layer']:.2f} % | {r['layers_recorded']} |")
     lines += ["", "SA @ CA at real token counts (batch 3):", "",
               "| tokens | heads x dim | attention-call form (peak) | dense HW x HW (peak) | dense matrix alone |",
               "|---|---|---|---|---|"]
@@ -236,14 +283,17 @@ def main():
 
     families = []
     for family in opts.families.split(","):
-        runs = {kind: run_child(family, kind, opts) for kind in ("plain", "recording", "capture")}
-        families.append(derive(family, runs["plain"], runs["recording"], runs["capture"]))
+        runs = {kind: run_child(family, kind, opts) for kind in KINDS}
+        families.append(derive(family, *(runs[kind] for kind in KINDS)))
     sa = [sa_memory(4096, 8, 40), sa_memory(4096, 10, 64)] if opts.device == "cpu" else []
     device_name = torch.cuda.get_device_name() if opts.device.startswith("cuda") else "CPU"
     threads = int(os.environ.get("LOTTS_BENCH_THREADS", "1"))  # what each measuring child runs with
     result = {"device": opts.device, "device_name": device_name, "dtype": opts.dtype, "threads": threads,
               "families": families, "sa_memory": sa,
-              **{r["family"]: {k: r[k] for k in ("capture_share_of_full_run", "capture_peak_memory_ratio")}
+              **{r["family"]: {**{k: r[k] for k in ("capture_share_of_full_run", "capture_peak_memory_ratio",
+                                                     "shipped_defaults")},
+                              "within_sampling": {k: r["within_sampling"][k] for k in ("capture_share_of_full_run",
+                                                                                        "capture_peak_memory_ratio")}}
                  for r in families}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / opts.out
