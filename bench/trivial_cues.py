@@ -135,6 +135,11 @@ def evaluate(images, masks, own_palettes, world_palette, seed=0):
     labels = [labels[i] for i in keep]
     rng = np.random.default_rng(seed)
     out = {"images": len(keep)}
+    if len(keep) < 2:  # the combination is fitted on one half and scored on the other: nothing to report
+        for cue in (*CUES, "combined"):
+            out[cue] = {"auroc": [None, None, None], "sign": None}
+        out["best"] = {"cue": None, "auroc": [None, None, None]}
+        return out
     for cue in CUES:
         raw = per_image_aurocs([m[cue] for m in maps], labels)
         mean = float(np.mean(raw))

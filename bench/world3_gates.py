@@ -132,6 +132,9 @@ def localization_block(bench, images_uint8, latents, prompts, labels, reps):
         for name, value in capture_aurocs(bench, latents[i:i + 1], prompts[i], labels[i], seed=i).items():
             signals.setdefault(name, []).append(value)
     out = {"images": len(keep), **{k: mean_ci(v, reps, 2) for k, v in signals.items()}}
+    if len(keep) < 2:  # too few images with both defective and clean cells (tiny smoke runs)
+        out["trivial"], out["trivial_best"] = {}, {"cue": None, "auroc": [None, None, None]}
+        return out
     masks = np.stack([F.interpolate(torch.from_numpy(labels[i]).float()[None, None], scale_factor=8)[0, 0].numpy() > 0.5
                       for i in keep])
     cues = trivial_cues.evaluate(images_uint8[keep], masks, [own_palette(prompts[i]) for i in keep],

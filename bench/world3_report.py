@@ -47,7 +47,7 @@ def localization_table(gates, where):
     rows = []
     for n, block in gates["blocks"].items():
         loc = block[f"localization_{where}"]
-        rows.append([n, loc["images"], *[_ci(loc.get(k)) for k in names], *[_ci(loc["trivial"][c]) for c in cues]])
+        rows.append([n, loc["images"], *[_ci(loc.get(k)) for k in names], *[_ci(loc["trivial"].get(c)) for c in cues]])
     return markdown_table(["objects", "images", *names, *[f"cue: {c}" for c in cues]], rows)
 
 
