@@ -288,6 +288,27 @@ class QualityPromptGuider(comfy.samplers.CFGGuider):
         return ordered[0]
 
 
+def recorder_for(model, latent_hw, token_weights, selection, arch):
+    """An AttentionRecorder laid out for the model's family (patch size, registers, text padding)."""
+    return AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
+                             _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model))
+
+
+def add_pass_maps(recorder, totals):
+    """Add one pass's averaged maps, per conditioning, into `totals` ({name: {"ca", "ca_prop"}})."""
+    for index, name in enumerate(COND_NAMES):
+        maps = recorder.averaged(index)
+        if maps is None:
+            raise RuntimeError(f"no attention was recorded for the '{name}' prompt; check the layers input")
+        totals[name]["ca"] = totals[name]["ca"] + maps[:, 0]
+        totals[name]["ca_prop"] = totals[name]["ca_prop"] + maps[:, 1]
+
+
+def predicted_noise(x, timestep, denoised):
+    """(x - denoised) / sigma: eps for EPS models, velocity-like for flow; 4-D images and 5-D (B, C, T, H, W)."""
+    return (x - denoised) / timestep.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
+
+
 def _single_evaluation(model, x, sigmas, extra_args=None, callback=None, disable=None):
     """A one-call 'sampler': evaluate the denoiser at sigmas[0] and leave x as it is."""
     model(x, sigmas[0] * x.new_ones([x.shape[0]]), **(extra_args or {}))
@@ -301,9 +322,7 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
     _model_family.refuse_multi_gpu(model)
     latent = samples["samples"]
     latent_hw = tuple(latent.shape[-2:])
-    recorder = (AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
-                                  _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model))
-                if attention else None)
+    recorder = recorder_for(model, latent_hw, token_weights, selection, arch) if attention else None
     patched = patched_clone(model, recorder) if attention else model  # the guider itself patches nothing
     model_sampling = model.get_model_object("model_sampling")
     names = cond_names(attention)
@@ -312,8 +331,7 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
     predictions_seen = []
 
     def on_predictions(x, timestep, predictions):
-        sigma = timestep.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)  # 4-D images, 5-D (B, C, T, H, W) too
-        predictions_seen.append([(x - p) / sigma for p in predictions])  # eps for EPS, velocity-like for flow
+        predictions_seen.append([predicted_noise(x, timestep, p) for p in predictions])
 
     passes = [level for level in noise_levels for _ in range(noise_draws)]
     progress = _preview.StageProgress(len(passes))
@@ -329,12 +347,8 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         if recorder is not None:
             recorder.reset_pass()
         guider.sample(noise, latent, sampler, sigmas, denoise_mask=None, disable_pbar=True, seed=seed + pass_index)
-        for index, name in enumerate(COND_NAMES if recorder is not None else ()):
-            maps = recorder.averaged(index)
-            if maps is None:
-                raise RuntimeError(f"no attention was recorded for the '{name}' prompt; check the layers input")
-            totals[name]["ca"] = totals[name]["ca"] + maps[:, 0]
-            totals[name]["ca_prop"] = totals[name]["ca_prop"] + maps[:, 1]
+        if recorder is not None:
+            add_pass_maps(recorder, totals)
         eps = dict(zip(names, predictions_seen[-1], strict=True))
         eps_high, eps_low = eps["high"], eps["low"]
         noise_difference = noise_difference + defect_map.noise_difference_map(eps_low.float(), eps_high.float()).cpu()

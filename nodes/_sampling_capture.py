@@ -61,17 +61,11 @@ class CapturingGuider(comfy.samplers.CFGGuider):
         high, low = comfy.samplers.calc_cond_batch(self.inner_model, [self.conds["high"], self.conds["low"]], x,
                                                    timestep, model_options)
         self.nfe += self.counter.count - before
-        sigma = timestep.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
         self.noise_difference = self.noise_difference + defect_map.noise_difference_map(
-            ((x - low) / sigma).float(), ((x - high) / sigma).float()).cpu()
+            _capture.predicted_noise(x, timestep, low).float(), _capture.predicted_noise(x, timestep, high).float()).cpu()
         if self.recorder is not None:
             self.recorder.active = False
-            for index, name in enumerate(_capture.COND_NAMES):
-                maps = self.recorder.averaged(index)
-                if maps is None:
-                    raise RuntimeError(f"no attention was recorded for the '{name}' prompt; check the layers input")
-                self.totals[name]["ca"] = self.totals[name]["ca"] + maps[:, 0]
-                self.totals[name]["ca_prop"] = self.totals[name]["ca_prop"] + maps[:, 1]
+            _capture.add_pass_maps(self.recorder, self.totals)
         self.passes += 1
         return out
 
@@ -89,9 +83,7 @@ def sample_with_capture(model, noise, latent_image, settings, quality_conds, tok
     steps = capture_steps(sigmas, model.get_model_object("model_sampling"), noise_levels)
     recorder = None
     if attention:
-        recorder = _capture.AttentionRecorder(tuple(latent_image.shape[-2:]), token_weights, selection, arch,
-                                              _model_family.patch_size(model), _model_family.joint_text_prefix(model),
-                                              _model_family.joint_text_multiple(model))
+        recorder = _capture.recorder_for(model, tuple(latent_image.shape[-2:]), token_weights, selection, arch)
         recorder.active = False
         model = _capture.patched_clone(model, recorder)
     guider = CapturingGuider(model, [float(sigmas[i]) for i in steps], recorder, counter)

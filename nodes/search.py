@@ -107,6 +107,7 @@ class LoTTSSearch:
 
     @classmethod
     def INPUT_TYPES(cls):
+        optional, hidden = _search_options.options_input()
         return {"required": {
             **_sampling_inputs(),
             "clip": ("CLIP", {"tooltip": "Text encoder for the quality prompts."}),
@@ -131,7 +132,7 @@ class LoTTSSearch:
             "high_quality_template": ("STRING", {"default": DEFAULT_HIGH_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "low_quality_template": ("STRING", {"default": DEFAULT_LOW_TEMPLATE, "tooltip": "{p} = the prompt."}),
             "layers": ("STRING", {"default": "auto", "tooltip": "Attention layers read (see the capture node)."}),
-        }, "optional": _search_options.options_input()[0], "hidden": _search_options.options_input()[1]}
+        }, "optional": optional, "hidden": hidden}
 
     def search(self, model, vae, verifier, positive, negative, latent_image, prompt, seed, steps, cfg, sampler_name,
                scheduler, clip, seeds, refinements, rounds, start_at_step, start_fraction, global_steps, area_ratio,
