@@ -354,15 +354,24 @@ def capture(model, conds, token_weights, samples, noise_levels, noise_draws, see
         noise_difference = noise_difference + defect_map.noise_difference_map(eps_low.float(), eps_high.float()).cpu()
         progress.advance(_preview.colorize(defect_map.normalize_maps(noise_difference)))  # where it looks so far
     n = len(passes)
+    return capture_result(model, latent.shape, totals if attention else None, noise_difference, n, recorder,
+                          noise_levels, noise_draws, arch, n * len(names) * latent.shape[0], names)
+
+
+def capture_result(model, latent_shape, totals, noise_difference, passes, recorder, noise_levels, noise_draws, arch,
+                   model_evaluations, prompts_evaluated, **extra):
+    """The CAPTURE dict both capture modes return: maps and noise difference averaged over the passes."""
     return {
-        "maps": {name: {k: v / n for k, v in entry.items()} for name, entry in totals.items()} if attention else None,
-        "noise_difference": noise_difference / n,
-        "latent_shape": tuple(latent.shape),
+        "maps": {name: {k: v / passes for k, v in entry.items()} for name, entry in totals.items()}
+        if totals is not None else None,
+        "noise_difference": noise_difference / passes,
+        "latent_shape": tuple(latent_shape),
         "layers": sorted(str(layer) for layer in recorder.layers_seen) if recorder is not None else [],
         "noise_levels": list(noise_levels),
         "noise_draws": noise_draws,
         "architecture": arch,
         "latent_to_image": _model_family.latent_to_image_scale(model),
-        "model_evaluations": n * len(names) * latent.shape[0],
-        "prompts_evaluated": list(names),
+        "model_evaluations": model_evaluations,
+        "prompts_evaluated": list(prompts_evaluated),
+        **extra,
     }

@@ -96,16 +96,9 @@ def sample_with_capture(model, noise, latent_image, settings, quality_conds, tok
         raise RuntimeError(f"capture_mode 'within sampling': {guider.passes} of {len(steps)} capture steps were "
                            f"evaluated by sampler '{settings.sampler_name}'; use capture_mode 're-noised (paper)'")
     n = guider.passes
-    result = {
-        "maps": ({name: {k: v / n for k, v in entry.items()} for name, entry in guider.totals.items()}
-                 if attention else None),
-        "noise_difference": guider.noise_difference / n,
-        "latent_shape": tuple(latent_image.shape),
-        "layers": sorted(str(layer) for layer in recorder.layers_seen) if recorder is not None else [],
-        "noise_levels": list(noise_levels), "noise_draws": 1, "architecture": arch,
-        "latent_to_image": _model_family.latent_to_image_scale(model), "model_evaluations": guider.nfe,
-        "prompts_evaluated": ["high", "low"], "capture_mode": CAPTURE_MODES[1], "capture_steps": steps,
-    }
+    result = _capture.capture_result(model, latent_image.shape, guider.totals if attention else None,
+                                     guider.noise_difference, n, recorder, noise_levels, 1, arch, guider.nfe,
+                                     ["high", "low"], capture_mode=CAPTURE_MODES[1], capture_steps=steps)
     return samples.to(comfy.model_management.intermediate_device()), result
 
 
