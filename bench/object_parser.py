@@ -135,11 +135,34 @@ def colour_loss(background_targets):
     return step
 
 
-def train_shape_net(data, alternates, epochs=6, batch=16, lr=3e-3, seed=4):
+def predicted_masks(colour_net, x, ids, shape_of):
+    """The masks the parser will see at test time: components of colour_net's map on x, each labelled with the
+    shape of the object (instance ids, 0 = background) covering most of it; components mostly off any object
+    (a defect blob, background) are left out. -> ([(image index, mask)], [shape index])."""
+    with torch.no_grad():
+        colour = colour_net(x)[0].argmax(1).numpy()
+    masks, labels = [], []
+    for b in range(x.shape[0]):
+        owner = ids[b].numpy()
+        for where, _ in components(colour[b]):
+            counts = np.bincount(owner[where], minlength=len(shape_of[b]) + 1)
+            k = int(counts[1:].argmax()) + 1 if len(counts) > 1 else 0
+            if k and counts[k] >= 0.5 * where.sum():
+                masks.append((b, torch.from_numpy(where)))
+                labels.append(shape_of[b][k - 1])
+    return masks, labels
+
+
+def train_shape_net(data, alternates, epochs=6, batch=16, lr=3e-3, seed=4, colour_net=None, predicted_p=0.7):
     """Train on every object of data's images (object_ids give the instance masks), through the judges'
-    augmentations (flips, warps, blur, colour drift, autoencoder round trips); masks follow the warps."""
+    augmentations (flips, warps, blur, colour drift, autoencoder round trips); masks follow the warps. With
+    `colour_net`, a batch uses the components that net finds (as `parse` does) with probability predicted_p: on
+    round trips they lose the thin parts of an outline (a star's points) that the true masks keep, and a net
+    trained on true masks alone read those stars as squares or triangles about 60 % of the time."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    if colour_net is not None:
+        colour_net.eval()
     net = ShapeNet()
     shape_of = [[SHAPES.index(o["shape"]) for o in objects] for objects in data["objects"]]
     n = len(data["images"])
@@ -157,12 +180,15 @@ def train_shape_net(data, alternates, epochs=6, batch=16, lr=3e-3, seed=4):
             ids = torch.from_numpy(data["ids"][idx].astype(np.int64) + 1)  # 0 = background
             x, _, ids = ws.augment(ws.to_input(images), None, gen, labels=ids)
             masks, labels = [], []
-            for b, i in enumerate(idx):
-                for k, shape in enumerate(shape_of[i]):
-                    mask = ids[b] == k + 1
-                    if int(mask.sum()) >= MIN_COMPONENT:
-                        masks.append((b, mask))
-                        labels.append(shape)
+            if colour_net is not None and float(torch.rand((), generator=gen)) < predicted_p:
+                masks, labels = predicted_masks(colour_net, x, ids, [shape_of[i] for i in idx])
+            if not masks:
+                for b, i in enumerate(idx):
+                    for k, shape in enumerate(shape_of[i]):
+                        mask = ids[b] == k + 1
+                        if int(mask.sum()) >= MIN_COMPONENT:
+                            masks.append((b, mask))
+                            labels.append(shape)
             logits = net(windows(x, masks))
             target = torch.tensor(labels)
             loss = F.cross_entropy(logits, target)
@@ -177,4 +203,5 @@ def train_shape_net(data, alternates, epochs=6, batch=16, lr=3e-3, seed=4):
                           "seconds": round(time.time() - t0, 1)}), flush=True)
     net.eval()
     return net, {"epochs": epochs, "batch": batch, "lr": lr, "seed": seed, "steps": steps,
+                 "predicted_masks_p": predicted_p if colour_net is not None else 0.0,
                  "final_loss": round(float(np.mean(losses[-(n // batch):])), 4), "seconds": round(time.time() - t0, 1)}

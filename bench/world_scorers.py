@@ -363,7 +363,12 @@ def load_nets(path, nets, file_format):
             raise ValueError(f"{path}: not a {file_format} file")
         state = {k: f.get_tensor(k).float() for k in f.keys()}
     for prefix, net in nets.items():
-        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
+        missing, _ = net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                                         strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # not saved (save_nets)
+        if missing:  # a net of another design: it would run with random weights where the file has none
+            raise RuntimeError(f"{path}: {prefix} lacks {len(missing)} weights of this design (e.g. {missing[0]}); "
+                               "retrain it")
     return info
 
 

@@ -114,6 +114,32 @@ class NarrowTAESD(nn.Module):
         return out
 
 
+def from_taesd_state_dict(state_dict):
+    """The inverse of to_taesd_state_dict: the NarrowTAESD whose export a TAESD state dict is (its widths are the
+    non-zero channels, its active blocks the non-zero block slots), so benchmarks can round-trip images through a
+    demo model's own autoencoder without ComfyUI, at the narrow network's cost."""
+    sd = {k: v.float() for k, v in state_dict.items()}
+
+    def width(key):  # output channels with any non-zero weight or bias
+        w, b = sd[f"{key}.weight"], sd.get(f"{key}.bias")
+        used = w.flatten(1).abs().sum(1) > 0
+        return int((used | (b.abs() > 0) if b is not None else used).nonzero().max()) + 1
+
+    def active(prefix, slots):
+        return sum(any(sd[f"{prefix}.{i}.conv.{j}.weight"].abs().sum() > 0 for j in (0, 2, 4)) for i in slots)
+
+    config = {"latent_channels": int(sd["taesd_encoder.14.weight"].shape[0]),
+              "encoder_widths": [width(f"taesd_encoder.{i}") for i in (0, 2, 6, 10)],
+              "encoder_blocks": [active("taesd_encoder", s) for s in ((1,), (3, 4, 5), (7, 8, 9), (11, 12, 13))],
+              "decoder_widths": [width(f"taesd_decoder.{i}") for i in (1, 7, 12, 17)],
+              "decoder_blocks": [active("taesd_decoder", s) for s in ((3, 4, 5), (8, 9, 10), (13, 14, 15), (18,))]}
+    ae = NarrowTAESD(config)
+    for prefix, seq in (("taesd_encoder.", ae.encoder), ("taesd_decoder.", ae.decoder)):
+        own = seq.state_dict()
+        seq.load_state_dict({k: sd[prefix + k][tuple(slice(0, n) for n in v.shape)] for k, v in own.items()})
+    return ae.eval().requires_grad_(False)
+
+
 def _block_slots(prefix):
     """Indices of Block modules in TAESD's Sequential (see comfy/taesd/taesd.py)."""
     if prefix == "taesd_encoder":

@@ -90,6 +90,28 @@ def test_narrow_autoencoder_embeds_exactly_into_comfy_taesd(demo):
         torch.testing.assert_close(taesd.taesd_decoder(z), narrow.decode(z))
 
 
+def test_taesd_weights_read_back_into_pure_torch_compute_what_comfy_computes(demo):
+    """from_taesd_state_dict (the benches' round trips without ComfyUI) against ComfyUI's own TAESD, for the wide
+    decoder of world v3 with some blocks switched off."""
+    import comfy.taesd.taesd
+
+    torch.manual_seed(1)
+    narrow = demo.autoencoder.NarrowTAESD(demo.autoencoder.WIDE_DECODER)
+    for module in narrow.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.1)
+    state = narrow.to_taesd_state_dict(0.5, 0.25)
+    taesd = comfy.taesd.taesd.TAESD()
+    taesd.load_state_dict(state, strict=True)
+    read_back = demo.autoencoder.from_taesd_state_dict(state)
+    assert read_back.config == narrow.config  # widths and active blocks recovered from the zero padding
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        z = read_back.encode(x)
+        torch.testing.assert_close(z, taesd.taesd_encoder(x))
+        torch.testing.assert_close(read_back.decode(z), taesd.taesd_decoder(z))
+        torch.testing.assert_close(read_back.decode(z), narrow.decode(narrow.encode(x)))
+
 def test_demo_world_verifier_node_prefers_clean_renders(demo):
     import numpy as np
 
