@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the quality benchmarks on demo world v2 from a fresh clone with one command:
+# Reproduce the quality benchmarks on demo worlds v2 and v3 from a fresh clone with one command:
 #
 #   bash bench/run_all.sh            # uses the committed judges in bench/weights/
 #   bash bench/run_all.sh --retrain  # retrains the three judges first (about 20 more minutes)
@@ -7,7 +7,10 @@
 # Writes bench/results/{world_scorers,instrument,localization,quality_vs_compute}.{json,md}, the PNG plots and
 # summary.json (the README's headline figures). Needs the demo world model (demo/weights/lotts_demo_world.safetensors);
 # with demo/weights/lotts_demo_world_correlated.safetensors present (the image-correlated defects ablation) it
-# also writes quality_vs_compute_correlated.* and instrument_correlated.*. Seeds are fixed; one torch thread per script.
+# also writes quality_vs_compute_correlated.* and instrument_correlated.*. World v3 (demo/weights/
+# lotts_demo_world_v3.safetensors, judges in bench/weights/judges_v3.safetensors; `bench/judges_v3.py --retrain`
+# retrains those) writes world3_cfg.json, world3_gates.json, world3_bench.json, world3.md and its summary keys.
+# Seeds are fixed; one torch thread per script.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -44,6 +47,14 @@ step "search beyond the paper: each addition against Best-of-N and pruned Best-o
 "$PY" bench/search_variants.py --prompts 12
 step "summary"
 "$PY" bench/summary.py
+step "world v3: guidance scale chosen on calib prompts (adherence by the held-out checker)"
+"$PY" bench/world3_cfg.py
+step "world v3: gates and localization per number of objects"
+"$PY" bench/world3_gates.py
+step "world v3: LoTTS against Best-of-N along the complexity axis"
+"$PY" bench/world3_bench.py
+step "world v3: tables and summary keys"
+"$PY" bench/world3_report.py
 step "done: bench/results/"
 # The committed tables are the reference: an empty list below means this run reproduced them exactly.
 if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 """LoTTS against Best-of-N on world v3, along the complexity axis (1-6 objects), with a yardstick that cannot flatter.
 
 Through the pack's own search functions (nodes/_search: the code behind LoTTS Search and LoTTS Best-of-N) on the v3
-demo model, euler / normal, 20 steps, cfg 5:
+demo model, euler / normal, 20 steps, the cfg chosen on calib prompts (bench/world3_cfg.py):
 - **Best-of-N as a curve.** Per test prompt one pool of M samples (noise index j = candidate j, as the pack
   samples), each with its early prediction scored at PRUNE_AT of the steps (for pruned Best-of-N) and its final
   image scored by the selecting verifier; bench/bon_curve.py turns the pool into the expected pick for every N
@@ -33,6 +33,7 @@ import bon_curve
 import numpy as np
 import torch
 import trivial_cues
+import world3_cfg
 import world3_gates
 from common import add_run_arguments, bootstrap, write_json
 from localization import HIGH, LOW, capture_one
@@ -223,7 +224,7 @@ def main(argv=None, env=None):
     parser.add_argument("--pool", type=int, default=48)
     parser.add_argument("--level-images", type=int, default=48, help="planted calib renders to choose the level")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--cfg", type=float, default=None, help="default: the choice in results/world3_cfg.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--objects", default="1,2,3,4,5,6", help="complexities (numbers of objects) to run")
@@ -232,6 +233,7 @@ def main(argv=None, env=None):
     parser.add_argument("--cost-units", default=str(Path(__file__).parent / "results" / "cost_units.json"),
                         help="bench/cost_units.py's results")
     opts = parser.parse_args(argv)
+    opts.cfg = world3_cfg.chosen_cfg() if opts.cfg is None else opts.cfg
     t_start = time.time()
     bench = world3_gates.start_v3_bench(opts, env)
     calibration = world3_gates.calibrate_segmenter(bench, bench.judges, opts.calib_scenes)  # as the gates read it

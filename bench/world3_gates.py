@@ -1,7 +1,7 @@
 """Is the world v3 model a valid instrument, at every complexity? Gates and localization, beside trivial cues.
 
 Per number of objects (1-6), on split "test" prompts, through a real ComfyUI in-process with the v3 demo model
-(20 euler / normal steps, cfg 5), judged by the held-out judges of bench/judges_v3.py (the parser for adherence,
+(20 euler / normal steps, the cfg chosen on calib prompts by bench/world3_cfg.py), judged by the held-out judges of bench/judges_v3.py (the parser for adherence,
 the segmenter for defects; neither ever selects):
 1. Adherence of plain samples: prompted colours present, objects right (the whole multiset of (colour, shape)),
    the right number of objects; the parser on the renders and their VAE round trips beside it (checker validity).
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import trivial_cues
+import world3_cfg
 from common import Bench, add_run_arguments, bootstrap, write_json
 from localization import CONTROL_A, CONTROL_B, HIGH, LOW, capture_one
 
@@ -212,14 +213,16 @@ def main(argv=None, env=None):
     parser.add_argument("--planted", type=int, default=24, help="planted renders per complexity for localization")
     parser.add_argument("--objects", default="1,2,3,4,5,6")
     parser.add_argument("--reps", type=int, default=1000)
+    parser.add_argument("--cfg", type=float, default=None, help="default: the choice in results/world3_cfg.json")
     parser.add_argument("--calib-scenes", type=int, default=96, help="calib scenes for the segmenter's threshold")
     opts = parser.parse_args(argv)
+    opts.cfg = world3_cfg.chosen_cfg() if opts.cfg is None else opts.cfg
     t0 = time.time()
     bench = start_v3_bench(opts, env)
     judges = bench.judges
     calibration = calibrate_segmenter(bench, judges, opts.calib_scenes)
     print(json.dumps({"segmenter_calibration": calibration["chosen"]}), flush=True)
-    sampler = instrument.Sampler(bench, 20, 5.0)
+    sampler = instrument.Sampler(bench, 20, opts.cfg)
     blocks = {}
     for n in (int(x) for x in opts.objects.split(",")):
         blocks[str(n)] = complexity_block(bench, judges, sampler, n, opts)

@@ -24,15 +24,21 @@ def bench_modules(comfy_env):
     if str(BENCH) not in sys.path:
         sys.path.append(str(BENCH))
     import world3_bench
+    import world3_cfg
     import world3_gates
     import world3_report
 
-    return world3_gates, world3_bench, world3_report
+    return world3_gates, world3_bench, world3_report, world3_cfg
 
 
 @pytest.mark.slow
 def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
-    gates_module, bench_module, report_module = bench_modules
+    gates_module, bench_module, report_module, cfg_module = bench_modules
+    cfg = cfg_module.main(["--prompts", "1", "--seeds", "1", "--cfg-grid", "3,7", "--objects", "1", "--reps", "20",
+                           "--calib-scenes", "4", "--out", str(tmp_path / "cfg.json")], env=comfy_env)
+    assert [row["cfg"] for row in cfg["table"]] == [3.0, 7.0] and cfg["chosen_cfg"] in (3.0, 7.0)
+    assert cfg_module.chosen_cfg(tmp_path / "cfg.json") == cfg["chosen_cfg"]
+    assert cfg_module.chosen_cfg(tmp_path / "absent.json") == cfg_module.DEFAULT_CFG
     gates = gates_module.main(["--prompts", "1", "--seeds", "2", "--parents", "1", "--ae-images", "4", "--planted", "3",
                                "--objects", "2", "--reps", "20", "--calib-scenes", "4", "--out", str(tmp_path / "gates.json")],
                              env=comfy_env)
@@ -62,3 +68,10 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     assert summary["world_version"] == 3 and summary["verifier_reads_prompt"] is True
     assert set(summary["success_ratio_by_complexity"]) == {"1", "6"}
     assert "Gates per number of objects" in (tmp_path / "w3.md").read_text()
+
+
+def test_cfg_choice_prefers_the_lower_cfg_within_one_standard_error(bench_modules):
+    cfg_module = bench_modules[3]
+    row = lambda cfg, right, se: {"cfg": cfg, "objects_right": [right, 0, 1], "objects_right_se": se}  # noqa: E731
+    assert cfg_module.choose([row(3.0, 0.45, 0.1), row(7.0, 0.50, 0.1)]) == 3.0
+    assert cfg_module.choose([row(3.0, 0.20, 0.05), row(7.0, 0.50, 0.05), row(10.0, 0.48, 0.05)]) == 7.0
