@@ -53,7 +53,7 @@ def measure(bench, cfg, objects, prompts, seeds, reps):
     right = np.array([float(r["objects_right"]) for r in rows])
     low, high = bootstrap(lambda idx: float(right[idx].mean()), len(right), reps, 0)
     return {"cfg": cfg, "objects_right": [round(float(right.mean()), 4), round(low, 4), round(high, 4)],
-            "objects_right_se": round(float(right.std(ddof=1) / np.sqrt(len(right))), 4),
+            "objects_right_se": round(float(right.std(ddof=1) / np.sqrt(len(right))), 4) if len(right) > 1 else 0.0,
             "count_right": round(float(np.mean([r["count_right"] for r in rows])), 4),
             "colours_present": round(float(np.mean([r["colours_present"] for r in rows])), 4),
             "clean_rate": round(float(np.mean(clean)), 4), "by_objects": per_n}
@@ -61,7 +61,7 @@ def measure(bench, cfg, objects, prompts, seeds, reps):
 
 def choose(table):
     best = max(table, key=lambda row: row["objects_right"][0])
-    close = [row for row in table if row["objects_right"][0] >= best["objects_right"][0] - best["objects_right_se"]]
+    close = [row for row in table if row is best or row["objects_right"][0] >= best["objects_right"][0] - best["objects_right_se"]]
     return min(close, key=lambda row: row["cfg"])["cfg"]
 
 
