@@ -31,8 +31,11 @@ def check(pruning, steps):
         raise ValueError(f"prune_keep: must be in (0, 1], got {pruning.keep}")
 
 
-def sample_pruned(model, vae, verifier, repeated, noise, settings, prompt, seed, items, per_item, pruning, decode):
-    """(finished latents of the survivors, their indices into the item-major batch, the early scores of all)."""
+def sample_pruned(model, vae, verifier, repeated, noise, settings, prompt, seed, items, per_item, pruning, decode,
+                  finish=None):
+    """(finished latents of the survivors, their indices into the item-major batch, the early scores of all).
+    `finish(partial latents)`, if given, finishes the survivors from pruning.at_step instead of a plain sampler
+    (capture within sampling)."""
     x0 = {}
 
     def keep_prediction(step, denoised, x, total_steps):
@@ -52,6 +55,8 @@ def sample_pruned(model, vae, verifier, repeated, noise, settings, prompt, seed,
         survivors.extend(sorted(i * per_item + int(j) for j in best))
     comfy.model_management.throw_exception_if_processing_interrupted()
     kept = partial[survivors]
+    if finish is not None:
+        return finish(kept), survivors, early
     finished = comfy.sample.sample(model, torch.zeros_like(kept), settings.steps, settings.cfg, settings.sampler_name,
                                    settings.scheduler, settings.positive, settings.negative, kept, disable_noise=True,
                                    start_step=pruning.at_step, force_full_denoise=True, disable_pbar=True, seed=seed)

@@ -71,9 +71,10 @@ class CapturingGuider(comfy.samplers.CFGGuider):
 
 
 def sample_with_capture(model, noise, latent_image, settings, quality_conds, token_weights, noise_levels, selection,
-                        attention, counter, seed):
+                        attention, counter, seed, start_step=0):
     """KSampler-equivalent sampling of `latent_image` that captures along the way. Returns (samples, capture dict
-    in the capture node's format, with "capture_mode" and "capture_steps")."""
+    in the capture node's format, with "capture_mode" and "capture_steps"). From `start_step` on (with noise of
+    zeros, as KSampler Advanced continues a partial sample): early pruning finishes only its survivors so."""
     arch = _model_family.require_attention(model) if attention else _model_family.architecture(model)
     _model_family.refuse_multi_gpu(model)
     ksampler = comfy.samplers.KSampler(model, steps=settings.steps, device=model.load_device,
@@ -81,6 +82,10 @@ def sample_with_capture(model, noise, latent_image, settings, quality_conds, tok
                                        model_options=model.model_options)
     sigmas = ksampler.sigmas  # the KSampler's own schedule (penultimate-discarding samplers included)
     steps = capture_steps(sigmas, model.get_model_object("model_sampling"), noise_levels)
+    if steps and steps[0] < start_step:
+        raise ValueError(f"noise_levels: capture within sampling reads step {steps[0]} of {settings.steps}, before "
+                         f"prune_at_step {start_step} where the survivors resume; use lower capture levels, prune "
+                         "earlier or capture_mode 're-noised (paper)'")
     recorder = None
     if attention:
         recorder = _capture.recorder_for(model, tuple(latent_image.shape[-2:]), token_weights, selection, arch)
@@ -90,8 +95,8 @@ def sample_with_capture(model, noise, latent_image, settings, quality_conds, tok
     _, high, low = quality_conds
     guider.set_all_conds(settings.positive, settings.negative, high, low)
     guider.set_cfg(settings.cfg)
-    samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(settings.sampler_name), sigmas,
-                            denoise_mask=None, disable_pbar=True, seed=seed)
+    samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(settings.sampler_name),
+                            sigmas[start_step:], denoise_mask=None, disable_pbar=True, seed=seed)
     if guider.passes != len(steps):
         raise RuntimeError(f"capture_mode 'within sampling': {guider.passes} of {len(steps)} capture steps were "
                            f"evaluated by sampler '{settings.sampler_name}'; use capture_mode 're-noised (paper)'")

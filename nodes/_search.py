@@ -117,20 +117,28 @@ def _initial_candidates(model, vae, verifier, latent, settings, prompt, seed, pe
     items = latent["samples"].shape[0]
     labels = [f"s{j}" for _ in range(items) for j in range(per_item)]
     pruned, within = None, None
-    if local is not None and local.capture_mode == _sampling_capture.CAPTURE_MODES[1]:
+    capture_within = local is not None and local.capture_mode == _sampling_capture.CAPTURE_MODES[1]
+
+    def sample_capturing(noise, latent_image, start_step=0):
+        nonlocal within
+        samples, within = _sampling_capture.sample_with_capture(
+            counted, noise, latent_image, settings, local.conds, local.token_weights, local.noise_levels,
+            local.selection, local.signal != "noise difference", counter, seed, start_step)
+        return samples
+
+    if capture_within and pruning is None:
         repeated, noise = _candidate_batch(counted, latent, seed, per_item)
         comfy.model_management.throw_exception_if_processing_interrupted()
-        candidates, within = _sampling_capture.sample_with_capture(
-            counted, noise, repeated, settings, local.conds, local.token_weights, local.noise_levels, local.selection,
-            local.signal != "noise difference", counter, seed)
+        candidates = sample_capturing(noise, repeated)
         finished_per_item = per_item
     elif pruning is None:
         candidates = sample_candidates(counted, latent, settings, seed, per_item)
         finished_per_item = per_item
     else:
         repeated, noise = _candidate_batch(counted, latent, seed, per_item)
+        finish = (lambda kept: sample_capturing(torch.zeros_like(kept), kept, pruning.at_step)) if capture_within else None
         candidates, survivors, early = _pruning.sample_pruned(counted, vae, verifier, repeated, noise, settings, prompt,
-                                                              seed, items, per_item, pruning, decode)
+                                                              seed, items, per_item, pruning, decode, finish)
         finished_per_item = len(survivors) // items
         kept = set(survivors)
         pruned = {"at_step": pruning.at_step, "keep": pruning.keep, "sampled": items * per_item,

@@ -39,7 +39,8 @@ def option_inputs():
             "capture levels and run under the three prompts. 'within sampling': the two quality prompts run at the "
             "sampling steps nearest the capture levels while the seeds are sampled, and the original prompt's "
             "attention comes from the sampler's own pass, so the capture costs 2 evaluations per level, not 3 (with "
-            "attention). Later rounds re-noise. Not with early pruning yet. On the demo world both localize alike "
+            "attention). Later rounds re-noise. With early pruning the survivors are captured as they finish (the "
+            "capture levels must fall after prune_at_step). On the demo world both localize alike "
             "(bench/capture_modes.py).")}),
     }
 

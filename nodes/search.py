@@ -156,9 +156,6 @@ class LoTTSSearch:
             region_threshold=options["region_threshold"], region_min_area=options["region_min_area"],
             region_max_area=options["region_max_area"], crop_padding=options["crop_padding"],
             region_selection=options["region_selection"], capture_mode=options["capture_mode"])
-        if pruning is not None and options["capture_mode"] != _search_options.DEFAULTS["capture_mode"]:
-            raise ValueError("capture_mode: 'within sampling' does not combine with early pruning (prune_at_step) yet; "
-                             "use 're-noised (paper)' or turn pruning off")
         _region_inputs.masks_for(torch.zeros(1, 2, 2), local)  # a bad mask_mode or area limits fail before sampling
         settings = _search.SamplingSettings(positive, negative, steps, cfg, sampler_name, scheduler)
         nfe_budget, stop_score = options["nfe_budget"], options["stop_score"]

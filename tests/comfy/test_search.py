@@ -214,7 +214,7 @@ def test_capture_within_sampling_keeps_the_seeds_and_pays_only_the_quality_promp
                                atol=1e-4)
 
 
-def test_capture_within_sampling_under_a_budget_and_not_with_pruning(comfy_env):
+def test_capture_within_sampling_under_a_budget(comfy_env):
     counts = comfy_env.test_pack.EVALUATION_COUNTS
     sampling, capture = 2 * STEPS * 2, 2 * 3
     redraws = 2 * (STEPS - 2) * 2
@@ -223,5 +223,24 @@ def test_capture_within_sampling_under_a_budget_and_not_with_pruning(comfy_env):
                                                    capture_mode="within sampling")).outputs("21")[4])
     assert report["nfe"] == counts["lotts-sd15"] <= report["nfe_budget"] and len(report["best_first_steps"]) == 2
     assert report["nfe_capture"] == 2 * 2 < capture
-    with pytest.raises(Exception, match="capture_mode: 'within sampling' does not combine with early pruning"):
-        comfy_env.run(with_options(search_graph("sd15", seeds=2), prune_at_step=2, capture_mode="within sampling"))
+
+
+def test_capture_within_sampling_with_early_pruning_captures_only_the_survivors(comfy_env):
+    """Early pruning, then capture within sampling: the survivors finish from prune_at_step with the two quality
+    prompts read on their way; what is sampled, scored early and pruned is what the re-noised search does."""
+    counts = comfy_env.test_pack.EVALUATION_COUNTS
+
+    def report(mode):
+        graph = with_options(search_graph("sd15", seeds=4), prune_at_step=1, prune_keep=0.5, capture_mode=mode)
+        return json.loads(comfy_env.run(graph).outputs("21")[4])
+
+    plain, within = report("re-noised (paper)"), report("within sampling")
+    assert within["nfe"] == counts["lotts-sd15"] and within["capture_mode"] == "within sampling"
+    assert within["pruning"]["finished"] == plain["pruning"]["finished"] == 2
+    assert within["pruning"]["pruned"] == plain["pruning"]["pruned"]
+    assert within["nfe_sampling"] == plain["nfe_sampling"] == (4 * 1 + 2 * (STEPS - 1)) * 2
+    assert within["nfe_capture"] == 2 * 1 * 2 and plain["nfe_capture"] == 2 * 1 * 3  # survivors x level x prompts
+    torch.testing.assert_close(torch.tensor(within["scores"][:2]), torch.tensor(plain["scores"][:2]), rtol=0,
+                               atol=1e-4)
+    with pytest.raises(Exception, match="noise_levels: capture within sampling reads step"):  # before the pruning
+        comfy_env.run(with_options(search_graph("sd15", seeds=2), prune_at_step=STEPS - 1, capture_mode="within sampling"))
