@@ -10,7 +10,10 @@
    (the demo model never sees those indices), clean/defective pairs of one scene (Bradley-Terry, as reward
    models train), the cells of its 1/2 grid that hold a defect (as reward models with artifact heatmaps train)
    and content labels. `prompt_blind()` gives the defect part alone: the ablation row.
-2. HELD-OUT SEGMENTER (v2's design, bench/world_scorers.SegmenterNet): per-pixel defect probability, trained on
+   Its defect part shares the full-resolution trunk's design with the held-out segmenter (narrower, its head on
+   the 1/2-resolution context, trained on other data with image labels as well): their errors may correlate, so
+   the segmenter is a weaker check of the verifier's defect picks than the checker is of its content picks.
+2. HELD-OUT SEGMENTER (SegmenterNetV3, a full-resolution trunk): per-pixel defect probability, trained on
    split "calib" from SEGMENTER_FIRST on with ground-truth masks. Reports the defective-area fraction.
 3. HELD-OUT ADHERENCE CHECKER, of another design than the verifier's content part (bench/object_parser.py): a
    per-pixel colour net whose connected components are the objects (counting by components, not by a learned
@@ -57,7 +60,7 @@ COLOURS, SHAPES = list(world3.COLOURS), list(world3.SHAPES)
 PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
 MAX_COUNT = max(world3.OBJECT_COUNTS)
 TEXTURES, TONES = list(world3.TEXTURES), list(world3.BACKGROUND_TONES)
-LOCAL_POS_WEIGHT = 5.0  # defective cells of the verifier's 1/8 grid are rare
+LOCAL_POS_WEIGHT = 5.0  # defective cells of the verifier's defect grid (1/2 resolution) are rare
 
 
 # -- labels ------------------------------------------------------------------------------------------------
@@ -339,6 +342,9 @@ def save(path, judges):
 def load(path=WEIGHTS):
     nets = _fresh_nets()
     info = ws.load_nets(path, nets, FORMAT)
+    if info.get("untrained"):
+        raise RuntimeError(f"{path}: {', '.join(info['untrained'])} never trained (a partial --retrain); retrain with "
+                           f"--nets {','.join(info['untrained'])}")
     return Judges(*nets.values(), info)
 
 
@@ -358,14 +364,19 @@ def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
     keep = {k: net for k, net in held.items() if k[:-1] not in nets and not (k == "shape." and "parser" in nets)}
     # "shape" alone retrains the shape classifier on the components of the colour net in the file
     info = {"world_version": world3.WORLD_VERSION}
+    untrained = []
     for prefix, net in keep.items():  # a net of an older design cannot load: it must be retrained, said loudly
         if not Path(path).is_file():
             print(json.dumps({"warning": f"{path} does not exist: {prefix} stays untrained until it is retrained"}))
+            untrained.append(prefix[:-1])
             continue
         try:
-            info = ws.load_nets(path, {prefix: net}, FORMAT)
+            info = {k: v for k, v in ws.load_nets(path, {prefix: net}, FORMAT).items() if k != "untrained"}
         except RuntimeError as error:
             print(json.dumps({"warning": f"{prefix} in {path} is of an older design; retrain it", "error": str(error)[:200]}))
+            untrained.append(prefix[:-1])
+    if untrained:  # written down, so that load() refuses the file until they are retrained
+        info["untrained"] = untrained
     autoencoders = None
     verifier, segmenter, colour, shape = held.values()
     pdata = alternates = None

@@ -2,7 +2,7 @@
 # Reproduce the quality benchmarks on demo worlds v2 and v3 from a fresh clone with one command:
 #
 #   bash bench/run_all.sh            # uses the committed judges in bench/weights/
-#   bash bench/run_all.sh --retrain  # retrains the three judges first (about 20 more minutes)
+#   bash bench/run_all.sh --retrain  # retrains the judges of both worlds first (about 65 more minutes)
 #
 # Writes bench/results/{world_scorers,instrument,localization,quality_vs_compute}.{json,md}, the PNG plots and
 # summary.json (the README's headline figures). Needs the demo world model (demo/weights/lotts_demo_world.safetensors);
@@ -47,7 +47,9 @@ step "search beyond the paper: each addition against Best-of-N and pruned Best-o
 "$PY" bench/search_variants.py --prompts 12
 step "summary"
 "$PY" bench/summary.py
-step "world v3: guidance scale chosen on calib prompts (adherence by the held-out checker)"
+step "world v3: judges' held-out figures (with --retrain: the three v3 judges retrained first, about 45 minutes)"
+"$PY" bench/judges_v3.py ${RETRAIN[@]+"${RETRAIN[@]}"}
+step "world v3: guidance scale chosen on calib prompts by the selecting verifier"
 "$PY" bench/world3_cfg.py
 step "world v3: gates and localization per number of objects"
 "$PY" bench/world3_gates.py

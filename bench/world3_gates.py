@@ -216,7 +216,7 @@ def main(argv=None, env=None):
     parser.add_argument("--cfg", type=float, default=None, help="default: the choice in results/world3_cfg.json")
     parser.add_argument("--calib-scenes", type=int, default=96, help="calib scenes for the segmenter's threshold")
     opts = parser.parse_args(argv)
-    opts.cfg = world3_cfg.chosen_cfg() if opts.cfg is None else opts.cfg
+    opts.cfg = world3_cfg.chosen_cfg(opts.demo_weights or V3_WEIGHTS) if opts.cfg is None else opts.cfg
     t0 = time.time()
     bench = start_v3_bench(opts, env)
     judges = bench.judges

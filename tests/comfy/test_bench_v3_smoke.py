@@ -37,8 +37,10 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     cfg = cfg_module.main(["--prompts", "1", "--seeds", "1", "--cfg-grid", "3,7", "--objects", "1", "--reps", "20",
                            "--calib-scenes", "4", "--out", str(tmp_path / "cfg.json")], env=comfy_env)
     assert [row["cfg"] for row in cfg["table"]] == [3.0, 7.0] and cfg["chosen_cfg"] in (3.0, 7.0)
-    assert cfg_module.chosen_cfg(tmp_path / "cfg.json") == cfg["chosen_cfg"]
-    assert cfg_module.chosen_cfg(tmp_path / "absent.json") == cfg_module.DEFAULT_CFG
+    assert cfg_module.chosen_cfg(V3_WEIGHTS, tmp_path / "cfg.json") == cfg["chosen_cfg"]
+    assert cfg_module.chosen_cfg(V3_WEIGHTS, tmp_path / "absent.json") == cfg_module.DEFAULT_CFG
+    with pytest.raises(ValueError, match="other demo weights"):  # a choice made for another model is not reused
+        cfg_module.chosen_cfg(REPO / "demo" / "weights" / "lotts_demo_world.safetensors", tmp_path / "cfg.json")
     gates = gates_module.main(["--prompts", "1", "--seeds", "2", "--parents", "1", "--ae-images", "4", "--planted", "3",
                                "--objects", "2", "--reps", "20", "--calib-scenes", "4", "--out", str(tmp_path / "gates.json")],
                              env=comfy_env)
@@ -70,8 +72,15 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     assert "Gates per number of objects" in (tmp_path / "w3.md").read_text()
 
 
-def test_cfg_choice_prefers_the_lower_cfg_within_one_standard_error(bench_modules):
+def test_cfg_choice_prefers_the_lower_cfg_within_one_paired_standard_error(bench_modules):
     cfg_module = bench_modules[3]
-    row = lambda cfg, right, se: {"cfg": cfg, "objects_right": [right, 0, 1], "objects_right_se": se}  # noqa: E731
-    assert cfg_module.choose([row(3.0, 0.45, 0.1), row(7.0, 0.50, 0.1)]) == 3.0
-    assert cfg_module.choose([row(3.0, 0.20, 0.05), row(7.0, 0.50, 0.05), row(10.0, 0.48, 0.05)]) == 7.0
+    prompts = [-20.0, -10.0, -15.0, -5.0]  # scores differ far more between prompts than between cfgs
+    row = lambda cfg, shift, noise: {  # noqa: E731
+        "cfg": cfg, "scores": [p + shift + n for p, n in zip(prompts, noise, strict=True)],
+        "verifier_score": [sum(prompts) / 4 + shift + sum(noise) / 4, 0, 0]}
+    # cfg 7 better on every prompt by 1.0: paired, not a tie, though far inside an unpaired standard error
+    assert cfg_module.choose([row(3.0, 0.0, [0, 0, 0, 0]), row(7.0, 1.0, [0.1, -0.1, 0.1, -0.1])]) == 7.0
+    # cfg 3 ahead on two prompts, behind on two: within one paired standard error, the lower cfg
+    assert cfg_module.choose([row(3.0, 0.0, [1, -1, 1, -1.2]), row(7.0, 0.0, [0, 0, 0, 0])]) == 3.0
+    single = {"cfg": 3.0, "scores": [1.0], "verifier_score": [1.0, 0, 0]}
+    assert cfg_module.choose([single]) == 3.0  # one sample: no standard error needed

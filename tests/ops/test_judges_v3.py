@@ -48,3 +48,11 @@ def test_a_weights_file_of_another_design_is_refused_not_half_loaded(tmp_path):
     ws.save_nets(path, {"verifier.": judges_v3.SegmenterNetV3()}, {}, judges_v3.FORMAT)
     with pytest.raises(RuntimeError, match="verifier"):
         ws.load_nets(path, {"verifier.": judges_v3.PromptVerifierNet()}, judges_v3.FORMAT)
+
+
+def test_a_file_with_nets_a_partial_retrain_left_untrained_is_refused(tmp_path):
+    path = tmp_path / "judges.safetensors"
+    nets = judges_v3._fresh_nets()
+    ws.save_nets(path, nets, {"untrained": ["segmenter"]}, judges_v3.FORMAT)
+    with pytest.raises(RuntimeError, match="segmenter never trained"):
+        judges_v3.load(path)
