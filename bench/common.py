@@ -1,6 +1,7 @@
 """Shared by the quality benchmarks: a real ComfyUI in-process with the demo world model (the way
 demo/evaluate.py starts it), the learned world judges, bootstrap intervals and Markdown/JSON output."""
 
+import hashlib
 import importlib
 import json
 import os
@@ -122,6 +123,11 @@ def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]  # |x| in names
     return "\n".join(lines) + "\n"
+
+
+def weights_digest(path):
+    """A short sha256 of a weights file: results and judges name the model they were made for."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def write_json(name, data):

@@ -29,6 +29,7 @@ The held-out judges never select and never choose a setting.
 """
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -407,6 +408,7 @@ def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
             pdata = render("train", PARSER_FIRST, n(3000))
             alternates = model_roundtrips(pdata["images"])
         shape, info["shape"] = object_parser.train_shape_net(pdata, alternates, epochs(6), colour_net=colour)
+        info["parser_demo_model_sha256"] = hashlib.sha256(DEMO_MODEL.read_bytes()).hexdigest()[:16]  # whose decodes it reads
     info["seconds_last_retrain"] = round(time.time() - t0, 1)
     info["retrained_last"] = list(nets)
     judges = Judges(verifier, segmenter, colour, shape, info)

@@ -12,7 +12,6 @@ was made for; another model's run must choose again or pass --cfg.
 """
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import instrument
 import numpy as np
-from common import REPO, RESULTS, add_run_arguments, bootstrap, write_json
+from common import REPO, RESULTS, add_run_arguments, bootstrap, weights_digest, write_json
 
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
@@ -29,10 +28,6 @@ from demo import world3  # noqa: E402
 FIRST = 40_000  # split "calib" prompt indices used by nothing else
 CHOICE = RESULTS / "world3_cfg.json"
 DEFAULT_CFG = 5.0  # before a choice was measured
-
-
-def weights_digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def chosen_cfg(weights, path=CHOICE):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 import trivial_cues
 import world3_cfg
-from common import Bench, add_run_arguments, bootstrap, write_json
+from common import Bench, add_run_arguments, bootstrap, weights_digest, write_json
 from localization import CONTROL_A, CONTROL_B, HIGH, LOW, capture_one
 
 from demo import world3
@@ -39,9 +39,15 @@ V3_WEIGHTS = Path(__file__).resolve().parents[1] / "demo" / "weights" / "lotts_d
 def start_v3_bench(opts, env=None):
     """ComfyUI with the v3 demo model (bench/common.Bench) and the v3 judges as `bench.judges` (also `bench.scorers`,
     the name v2's instrument code reads the segmenter through). `env`: an environment already started (tests)."""
-    bench = Bench(env=env, weights=opts.demo_weights or V3_WEIGHTS, threads=None if env else opts.threads)
+    weights = opts.demo_weights or V3_WEIGHTS
+    judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
+    trained_for = judges.info.get("parser_demo_model_sha256")
+    if trained_for is not None and trained_for != weights_digest(weights):
+        raise ValueError(f"the adherence checker was trained on round trips through another model's autoencoder than "
+                         f"{Path(weights).name}'s: retrain it (bench/judges_v3.py --retrain --nets parser)")
+    bench = Bench(env=env, weights=weights, threads=None if env else opts.threads)
     bench.world = world3
-    bench.judges = bench.scorers = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
+    bench.judges = bench.scorers = judges
     return bench
 GATES = {  # key: (threshold, direction)
     "colours_present": (0.90, ">="), "objects_right": (0.70, ">="), "count_right": (0.70, ">="),

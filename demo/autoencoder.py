@@ -137,6 +137,15 @@ def from_taesd_state_dict(state_dict):
     for prefix, seq in (("taesd_encoder.", ae.encoder), ("taesd_decoder.", ae.decoder)):
         own = seq.state_dict()
         seq.load_state_dict({k: sd[prefix + k][tuple(slice(0, n) for n in v.shape)] for k, v in own.items()})
+        for key, value in sd.items():  # what the narrow net leaves out must be the export's zero padding
+            if not key.startswith(prefix):
+                continue
+            rest = value.clone()
+            if key[len(prefix):] in own:
+                rest[tuple(slice(0, n) for n in own[key[len(prefix):]].shape)] = 0
+            if rest.abs().sum() > 0:
+                raise ValueError(f"{key}: weights outside the detected narrow network {config}; not a zero-padded "
+                                 "NarrowTAESD export")
     return ae.eval().requires_grad_(False)
 
 

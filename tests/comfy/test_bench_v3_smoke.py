@@ -41,6 +41,9 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     assert cfg_module.chosen_cfg(V3_WEIGHTS, tmp_path / "absent.json") == cfg_module.DEFAULT_CFG
     with pytest.raises(ValueError, match="other demo weights"):  # a choice made for another model is not reused
         cfg_module.chosen_cfg(REPO / "demo" / "weights" / "lotts_demo_world.safetensors", tmp_path / "cfg.json")
+    with pytest.raises(ValueError, match="another model's autoencoder"):  # the checker reads one model's decodes
+        gates_module.main(["--demo-weights", str(REPO / "demo" / "weights" / "lotts_demo_world.safetensors"), "--cfg", "5",
+                           "--out", str(tmp_path / "other.json")], env=comfy_env)
     gates = gates_module.main(["--prompts", "1", "--seeds", "2", "--parents", "1", "--ae-images", "4", "--planted", "3",
                                "--objects", "2", "--reps", "20", "--calib-scenes", "4", "--out", str(tmp_path / "gates.json")],
                              env=comfy_env)

@@ -111,6 +111,10 @@ def test_taesd_weights_read_back_into_pure_torch_compute_what_comfy_computes(dem
         torch.testing.assert_close(z, taesd.taesd_encoder(x))
         torch.testing.assert_close(read_back.decode(z), taesd.taesd_decoder(z))
         torch.testing.assert_close(read_back.decode(z), narrow.decode(narrow.encode(x)))
+    # a trained channel that happens to be zero where the width is read must not be cut silently
+    state["taesd_decoder.1.weight"][63], state["taesd_decoder.1.bias"][63] = 0, 0
+    with pytest.raises(ValueError, match="weights outside the detected narrow network"):
+        demo.autoencoder.from_taesd_state_dict(state)
 
 def test_demo_world_verifier_node_prefers_clean_renders(demo):
     import numpy as np
