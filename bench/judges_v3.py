@@ -29,7 +29,6 @@ The held-out judges never select and never choose a setting.
 """
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -49,6 +48,7 @@ for path in (str(BENCH), str(REPO)):
 
 import object_parser  # noqa: E402
 import world_scorers as ws  # noqa: E402  (v2's nets, augmentation, autoencoder family, save/load)
+from common import weights_digest  # noqa: E402
 
 from demo import world3  # noqa: E402
 
@@ -380,7 +380,6 @@ def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
         info["untrained"] = untrained
     autoencoders = None
     verifier, segmenter, colour, shape = held.values()
-    pdata = alternates = None
     if "verifier" in nets:
         vdata = render("train", VERIFIER_FIRST, n(4000), paired=True)
         autoencoders = ws.train_lossy_autoencoders(vdata["images"][: n(2000)])
@@ -393,22 +392,19 @@ def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
         segmenter = SegmenterNetV3()
         info["segmenter"] = train(segmenter, sdata, ws.autoencoder_versions(sdata["images"], autoencoders, 12),
                                   epochs(16), 16, 3e-3, 2, "segmenter", segmenter_loss())
-    if "parser" in nets:
+    if "parser" in nets or "shape" in nets:
         pdata = render("train", PARSER_FIRST, n(3000))
         # The checker reads decoded images of one model: it trains on round trips through that model's own
         # autoencoder (trained on the family of small lossy autoencoders it read them at objects right 0.73 ->
         # 0.23 on round trips, 0.98 -> 0.86 on renders).
         alternates = model_roundtrips(pdata["images"])
-        info["parser_alternates"] = f"round trips through {DEMO_MODEL.name}'s autoencoder"
-        colour = object_parser.ColourNet()
-        info["parser"] = train(colour, pdata, alternates, epochs(6), 16, 3e-3, 3, "parser",
-                               object_parser.colour_loss(background_targets(pdata)))
-    if "parser" in nets or "shape" in nets:
-        if pdata is None:
-            pdata = render("train", PARSER_FIRST, n(3000))
-            alternates = model_roundtrips(pdata["images"])
+        if "parser" in nets:
+            info["parser_alternates"] = f"round trips through {DEMO_MODEL.name}'s autoencoder"
+            colour = object_parser.ColourNet()
+            info["parser"] = train(colour, pdata, alternates, epochs(6), 16, 3e-3, 3, "parser",
+                                   object_parser.colour_loss(background_targets(pdata)))
         shape, info["shape"] = object_parser.train_shape_net(pdata, alternates, epochs(6), colour_net=colour)
-        info["parser_demo_model_sha256"] = hashlib.sha256(DEMO_MODEL.read_bytes()).hexdigest()[:16]  # whose decodes it reads
+        info["parser_demo_model_sha256"] = weights_digest(DEMO_MODEL)  # whose decodes it reads
     info["seconds_last_retrain"] = round(time.time() - t0, 1)
     info["retrained_last"] = list(nets)
     judges = Judges(verifier, segmenter, colour, shape, info)

@@ -33,7 +33,6 @@ import bon_curve
 import numpy as np
 import torch
 import trivial_cues
-import world3_cfg
 import world3_gates
 from common import add_run_arguments, bootstrap, write_json
 from localization import HIGH, LOW, capture_one
@@ -233,7 +232,7 @@ def main(argv=None, env=None):
     parser.add_argument("--cost-units", default=str(Path(__file__).parent / "results" / "cost_units.json"),
                         help="bench/cost_units.py's results")
     opts = parser.parse_args(argv)
-    opts.cfg = world3_cfg.chosen_cfg(opts.demo_weights or world3_gates.V3_WEIGHTS) if opts.cfg is None else opts.cfg
+    opts.cfg = world3_gates.v3_cfg(opts)
     t_start = time.time()
     bench = world3_gates.start_v3_bench(opts, env)
     calibration = world3_gates.calibrate_segmenter(bench, bench.judges, opts.calib_scenes)  # as the gates read it

@@ -104,7 +104,7 @@ def main(argv=None, env=None):
     for cfg in (float(x) for x in opts.cfg_grid.split(",")):
         table.append(measure(bench, cfg, objects, opts.prompts, opts.seeds, opts.reps))
         print(json.dumps({k: v for k, v in table[-1].items() if k != "by_objects"}), flush=True)
-    weights = opts.demo_weights or world3_gates.V3_WEIGHTS
+    weights = world3_gates.v3_weights(opts)
     out = {"world_version": 3, "split": "calib", "first_prompt": FIRST, "settings": vars(opts),
            "demo_weights": Path(weights).name, "demo_weights_sha256": weights_digest(weights),
            "segmenter_threshold": calibration["chosen"]["threshold"], "table": table, "chosen_cfg": choose(table),

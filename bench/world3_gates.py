@@ -33,13 +33,22 @@ from localization import CONTROL_A, CONTROL_B, HIGH, LOW, capture_one
 
 from demo import world3
 
-V3_WEIGHTS = Path(__file__).resolve().parents[1] / "demo" / "weights" / "lotts_demo_world_v3.safetensors"
+V3_WEIGHTS = judges_v3.DEMO_MODEL
+
+
+def v3_weights(opts):
+    return opts.demo_weights or V3_WEIGHTS
+
+
+def v3_cfg(opts):
+    """--cfg, else the cfg chosen on calib prompts for these weights (bench/world3_cfg.py)."""
+    return world3_cfg.chosen_cfg(v3_weights(opts)) if opts.cfg is None else opts.cfg
 
 
 def start_v3_bench(opts, env=None):
     """ComfyUI with the v3 demo model (bench/common.Bench) and the v3 judges as `bench.judges` (also `bench.scorers`,
     the name v2's instrument code reads the segmenter through). `env`: an environment already started (tests)."""
-    weights = opts.demo_weights or V3_WEIGHTS
+    weights = v3_weights(opts)
     judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
     trained_for = judges.info.get("parser_demo_model_sha256")
     if trained_for is not None and trained_for != weights_digest(weights):
@@ -222,7 +231,7 @@ def main(argv=None, env=None):
     parser.add_argument("--cfg", type=float, default=None, help="default: the choice in results/world3_cfg.json")
     parser.add_argument("--calib-scenes", type=int, default=96, help="calib scenes for the segmenter's threshold")
     opts = parser.parse_args(argv)
-    opts.cfg = world3_cfg.chosen_cfg(opts.demo_weights or V3_WEIGHTS) if opts.cfg is None else opts.cfg
+    opts.cfg = v3_cfg(opts)
     t0 = time.time()
     bench = start_v3_bench(opts, env)
     judges = bench.judges

@@ -125,27 +125,30 @@ def from_taesd_state_dict(state_dict):
         used = w.flatten(1).abs().sum(1) > 0
         return int((used | (b.abs() > 0) if b is not None else used).nonzero().max()) + 1
 
-    def active(prefix, slots):
-        return sum(any(sd[f"{prefix}.{i}.conv.{j}.weight"].abs().sum() > 0 for j in (0, 2, 4)) for i in slots)
+    def active(prefix, heads, end):  # per stage: its block slots (between its head conv and the next) in use
+        return [sum(any(sd[f"{prefix}.{i}.conv.{j}.weight"].abs().sum() > 0 for j in (0, 2, 4))
+                    for i in _block_slots(prefix) if lo < i < hi) for lo, hi in zip(heads, (*heads[1:], end), strict=True)]
 
+    encoder_heads, decoder_heads = (0, 2, 6, 10), (1, 7, 12, 17)
     config = {"latent_channels": int(sd["taesd_encoder.14.weight"].shape[0]),
-              "encoder_widths": [width(f"taesd_encoder.{i}") for i in (0, 2, 6, 10)],
-              "encoder_blocks": [active("taesd_encoder", s) for s in ((1,), (3, 4, 5), (7, 8, 9), (11, 12, 13))],
-              "decoder_widths": [width(f"taesd_decoder.{i}") for i in (1, 7, 12, 17)],
-              "decoder_blocks": [active("taesd_decoder", s) for s in ((3, 4, 5), (8, 9, 10), (13, 14, 15), (18,))]}
+              "encoder_widths": [width(f"taesd_encoder.{i}") for i in encoder_heads],
+              "encoder_blocks": active("taesd_encoder", encoder_heads, 14),
+              "decoder_widths": [width(f"taesd_decoder.{i}") for i in decoder_heads],
+              "decoder_blocks": active("taesd_decoder", decoder_heads, 19)}
     ae = NarrowTAESD(config)
     for prefix, seq in (("taesd_encoder.", ae.encoder), ("taesd_decoder.", ae.decoder)):
-        own = seq.state_dict()
-        seq.load_state_dict({k: sd[prefix + k][tuple(slice(0, n) for n in v.shape)] for k, v in own.items()})
-        for key, value in sd.items():  # what the narrow net leaves out must be the export's zero padding
+        own, narrow = seq.state_dict(), {}
+        for key, value in sd.items():  # the narrow net's corner of each tensor; the rest must be zero padding
             if not key.startswith(prefix):
                 continue
-            rest = value.clone()
-            if key[len(prefix):] in own:
-                rest[tuple(slice(0, n) for n in own[key[len(prefix):]].shape)] = 0
+            name, rest = key[len(prefix):], value.clone()
+            if name in own:
+                corner = tuple(slice(0, n) for n in own[name].shape)
+                narrow[name], rest[corner] = value[corner], 0
             if rest.abs().sum() > 0:
                 raise ValueError(f"{key}: weights outside the detected narrow network {config}; not a zero-padded "
                                  "NarrowTAESD export")
+        seq.load_state_dict(narrow)
     return ae.eval().requires_grad_(False)
 
 
