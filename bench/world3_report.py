@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+import trivial_cues
 from common import RESULTS, fmt, markdown_table
 
 MAIN = "paper, 1 round"
@@ -75,6 +77,45 @@ def bench_tables(bench):
     return "\n".join(out)
 
 
+def selection_agreement(bench, reps=1000):
+    """Does the selecting verifier rank a prompt's pool as the held-out judges do? Per complexity, the mean over
+    prompts of the within-pool AUROC of the verifier's score (and of the prompt-blind ablation's) for a sample the
+    parser finds right, the segmenter finds clean, and both (success); prompts whose pool holds one class only
+    are left out. 0.5: the verifier's pick is no better than a random sample's on that measure."""
+    out = {}
+    groups = {"all": bench["entries"]}
+    for e in bench["entries"]:
+        groups.setdefault(str(e["objects"]), []).append(e)
+    for name, group in groups.items():
+        row = {}
+        for label, values in (("right", lambda p: p["right"]),
+                              ("clean", lambda p: [not d for d in p["defective"]]),
+                              ("success", lambda p: [bool(x) for x in p["success"]])):
+            for scorer in ("score", "blind"):
+                per_prompt = [trivial_cues.auroc(e["pool"][scorer], values(e["pool"])) for e in group]
+                per_prompt = [a for a in per_prompt if a == a]  # nan: one class only
+                row[f"{scorer}_{label}"] = (trivial_cues.bootstrap_mean(per_prompt, np.random.default_rng(0), reps)
+                                            + [len(per_prompt)] if per_prompt else None)
+        out[name] = row
+    return out
+
+
+def agreement_table(agreement):
+    def cell(v):
+        return "n/a (one class in every pool)" if v is None else f"{_ci(v[:3])} ({v[3]} prompts)"
+    rows = [[n, *[cell(r[f"{scorer}_{label}"]) for scorer in ("score", "blind") for label in ("right", "clean", "success")]]
+            for n, r in agreement.items()]
+    return markdown_table(["objects", *[f"{who}: {label}" for who in ("verifier", "prompt-blind ablation")
+                                        for label in ("parser right", "segmenter clean", "success")]], rows)
+
+
+def instrument_valid(gates):
+    """Every v3 gate met at every complexity (None: the gates were not run)."""
+    if not gates:
+        return None
+    return all(all(v["passed"].values()) for v in gates["per_complexity"].values())
+
+
 def summary_keys(gates, bench):
     out = {"world_version": 3}
     if bench:
@@ -105,6 +146,11 @@ def summary_keys(gates, bench):
             out[key] = round(sum(values) / len(values), 4) if values else None
         out["gates_v3_by_complexity"] = {n: {k: v[k] for k in gates["gates"]} for n, v in per.items()}
         out["gates_v3_passed_by_complexity"] = {n: v["passed"] for n, v in per.items()}
+        # the ratios above describe a valid yardstick only when every gate holds
+        out["instrument_valid_v3"] = instrument_valid(gates)
+    if bench:
+        agreement = selection_agreement(bench)["all"]
+        out["verifier_pool_auroc_success"] = agreement["score_success"][:3] if agreement["score_success"] else None
     return out
 
 
@@ -131,7 +177,13 @@ def main(argv=None):
         s = bench["settings"]
         parts += [f"\n## LoTTS against Best-of-N ({bench['test_prompts']} test prompts, pool of {bench['bon_pool_size']} "
                   f"per prompt; t0 = {s['t0']} and capture level {s['levels']} chosen on {bench['calib']['prompts']} "
-                  f"calib prompts: {bench['calib']}; real-size units: {bench['cost_units']})\n", bench_tables(bench)]
+                  f"calib prompts: {bench['calib']}; real-size units: {bench['cost_units']})\n", bench_tables(bench),
+                  "\n## Does the selecting verifier rank a pool as the held-out judges do? (per-prompt AUROC within "
+                  "the pool, mean and 95 % interval over prompts; 0.5 = its pick is a random sample's)\n",
+                  agreement_table(selection_agreement(bench))]
+        if gates and not instrument_valid(gates):
+            parts.insert(1, "**The v3 instrument misses gates (table below): every LoTTS-against-Best-of-N figure "
+                            "here describes this invalid yardstick, not LoTTS.**\n")
     Path(RESULTS / opts.out).write_text("\n".join(parts) + "\n")
     if opts.summary:
         path = RESULTS / opts.summary
