@@ -66,6 +66,39 @@ def _compute_section(summary):
     return text + "</p>"
 
 
+def _ratio_text(triple):
+    ratio, lo, hi = (triple + [None, None, None])[:3]
+    fmt = lambda v: "never" if v is None else f"{v:.2f}x"  # noqa: E731 - None: Best-of-N's pool never matched
+    return f"{fmt(ratio)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _complexity_section(summary):
+    """Where LoTTS pays along world v3's complexity axis (1-6 objects), as bench/world3_report.py measured it."""
+    by_objects = (summary or {}).get("success_ratio_by_complexity")
+    if not by_objects:
+        return ("<p>World v3 (1-6 objects, where localized scaling should pay most) has not been benchmarked yet: "
+                "<code>bash bench/run_all.sh</code> writes it.</p>")
+    measures = [("success_ratio_by_complexity", "success (NFE)"),
+                ("cost_ratio_real_size_by_complexity", "success (cost at real size)"),
+                ("verifier_ratio_by_complexity", "verifier score (NFE)"),
+                ("defect_area_ratio_by_complexity", "held-out defect area (NFE)")]
+    measures = [(key, label) for key, label in measures if summary.get(key)]
+    rows = "".join(f"<tr><td>{html.escape(n)}</td>" + "".join(
+        f"<td>{_ratio_text(summary[key].get(n) or [])}</td>" for key, _ in measures) + "</tr>" for n in by_objects)
+    # pays: the interval's lower end above 1x, or "never" (Best-of-N's whole pool stays below LoTTS)
+    pays = [n for n, (_, lo, _) in by_objects.items() if lo is None or lo > 1]
+    verdict = (f"LoTTS pays on success (interval above 1x) at {', '.join(pays)} object(s)" if pays else
+               "LoTTS does not pay on success at any complexity (no interval lies above 1x)")
+    warning = ""
+    if summary.get("instrument_valid_v3") is False:
+        warning = ("<p><b>World v3 misses some of its validity gates (bench/results/world3.md): these figures describe "
+                   "that yardstick, not a proven property of LoTTS.</b></p>")
+    return (warning + f"<p>Best-of-N's cost to match paper-mode LoTTS, over LoTTS's cost, per number of objects "
+            f"(95 % interval over prompts; 'never': the pool of {summary.get('bon_pool_size', '?')} never matched): "
+            f"{verdict}.</p><table border='1' cellpadding='4'><tr><th>objects</th>"
+            + "".join(f"<th>{html.escape(label)}</th>" for _, label in measures) + "</tr>" + rows + "</table>")
+
+
 SIGNAL_WORDS = {
     "noise difference": "signal 'noise difference': |eps_low - eps_high|, where the model's predicted noise under the "
                         "low- and high-quality prompts differs",
@@ -112,6 +145,7 @@ def build(folder, graph=None):
         parts.append("<h2>Scores</h2><pre>" + html.escape(json.dumps(scores, indent=1)
                                                           if not isinstance(scores, str) else scores) + "</pre>")
     parts.append("<h2>Compute against Best-of-N</h2>" + _compute_section(summary))
+    parts.append("<h2>Where LoTTS pays: world v3, 1 to 6 objects</h2>" + _complexity_section(summary))
     parts.append("</body></html>")
     out = folder / "report.html"
     out.write_text("\n".join(parts))

@@ -71,7 +71,7 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
                         "--out", str(tmp_path / "w3.md"), "--summary", str(tmp_path / "summary.json")])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_version"] == 3 and summary["verifier_reads_prompt"] is True
-    assert set(summary["success_ratio_by_complexity"]) == {"1", "6"}
+    assert set(summary["success_ratio_by_complexity"]) == set(summary["defect_area_ratio_by_complexity"]) == {"1", "6"}
     assert summary["instrument_valid_v3"] in (True, False)  # one tiny gates run: a bool either way
     text = (tmp_path / "w3.md").read_text()
     assert "Gates per number of objects" in text and "Does the selecting verifier rank a pool" in text
