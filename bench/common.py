@@ -130,6 +130,22 @@ def weights_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+AUTOENCODER_PREFIXES = ("taesd_", "vae_")  # a demo model file's autoencoder tensors (demo/model.py's layout)
+
+
+def autoencoder_digest(path):
+    """A short sha256 of a demo model's autoencoder tensors only (names and bytes): a judge that reads the model's
+    decodes depends on them, not on the UNet, so a continued UNet with the same autoencoder keeps its judges."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    digest = hashlib.sha256()
+    for name in sorted(k for k in tensors if k.startswith(AUTOENCODER_PREFIXES)):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def write_json(name, data):
     """Into bench/results/ (an absolute `name` is used as it is)."""
     path = RESULTS / name

@@ -48,7 +48,7 @@ for path in (str(BENCH), str(REPO)):
 
 import object_parser  # noqa: E402
 import world_scorers as ws  # noqa: E402  (v2's nets, augmentation, autoencoder family, save/load)
-from common import weights_digest  # noqa: E402
+from common import autoencoder_digest  # noqa: E402
 
 from demo import world3  # noqa: E402
 
@@ -404,7 +404,7 @@ def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
             info["parser"] = train(colour, pdata, alternates, epochs(6), 16, 3e-3, 3, "parser",
                                    object_parser.colour_loss(background_targets(pdata)))
         shape, info["shape"] = object_parser.train_shape_net(pdata, alternates, epochs(6), colour_net=colour)
-        info["parser_demo_model_sha256"] = weights_digest(DEMO_MODEL)  # whose decodes it reads
+        info["parser_autoencoder_sha256"] = autoencoder_digest(DEMO_MODEL)  # whose decodes it reads
     info["seconds_last_retrain"] = round(time.time() - t0, 1)
     info["retrained_last"] = list(nets)
     judges = Judges(verifier, segmenter, colour, shape, info)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 import trivial_cues
 import world3_cfg
-from common import Bench, add_run_arguments, bootstrap, weights_digest, write_json
+from common import Bench, add_run_arguments, autoencoder_digest, bootstrap, write_json
 from localization import CONTROL_A, CONTROL_B, HIGH, LOW, capture_one
 
 from demo import world3
@@ -50,8 +50,8 @@ def start_v3_bench(opts, env=None):
     the name v2's instrument code reads the segmenter through). `env`: an environment already started (tests)."""
     weights = v3_weights(opts)
     judges = judges_v3.load(opts.scorers or judges_v3.WEIGHTS)
-    trained_for = judges.info.get("parser_demo_model_sha256")
-    if trained_for is not None and trained_for != weights_digest(weights):
+    trained_for = judges.info.get("parser_autoencoder_sha256")
+    if trained_for is not None and trained_for != autoencoder_digest(weights):
         raise ValueError(f"the adherence checker was trained on round trips through another model's autoencoder than "
                          f"{Path(weights).name}'s: retrain it (bench/judges_v3.py --retrain --nets parser)")
     bench = Bench(env=env, weights=weights, threads=None if env else opts.threads)

@@ -56,3 +56,20 @@ def test_a_file_with_nets_a_partial_retrain_left_untrained_is_refused(tmp_path):
     ws.save_nets(path, nets, {"untrained": ["segmenter"]}, judges_v3.FORMAT)
     with pytest.raises(RuntimeError, match="segmenter never trained"):
         judges_v3.load(path)
+
+
+@needs_files
+def test_the_checker_is_bound_to_the_models_autoencoder_not_its_unet(tmp_path):
+    from common import autoencoder_digest
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(judges_v3.DEMO_MODEL))
+    assert judges_v3.load().info["parser_autoencoder_sha256"] == autoencoder_digest(judges_v3.DEMO_MODEL)
+    unet_key = next(k for k in tensors if k.startswith("unet."))
+    decoder_key = next(k for k in tensors if k.startswith("taesd_decoder."))
+    continued = dict(tensors, **{unet_key: tensors[unet_key] + 1})  # a continued UNet, the same autoencoder
+    save_file(continued, str(tmp_path / "continued.safetensors"))
+    assert autoencoder_digest(tmp_path / "continued.safetensors") == autoencoder_digest(judges_v3.DEMO_MODEL)
+    retuned = dict(tensors, **{decoder_key: tensors[decoder_key] * 1.01})  # another decoder: other decodes
+    save_file(retuned, str(tmp_path / "retuned.safetensors"))
+    assert autoencoder_digest(tmp_path / "retuned.safetensors") != autoencoder_digest(judges_v3.DEMO_MODEL)
