@@ -355,8 +355,10 @@ def _fresh_nets():
 
 
 # -- retraining and held-out figures ---------------------------------------------------------------------------
-def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
-    """Train the named nets; the others are taken from the existing weights file."""
+def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser"), verifier_roundtrips="lossy"):
+    """Train the named nets; the others are taken from the existing weights file. `verifier_roundtrips`: the
+    verifier's distorted copies come from the family of small lossy autoencoders ("lossy") or from the demo
+    model's own autoencoder ("model"), as the checker's do."""
     torch.set_num_threads(1)
     n = lambda count: max(64, int(count * scale))  # noqa: E731
     epochs = lambda full: max(1, int(full * min(1.0, scale * 4)))  # noqa: E731
@@ -382,10 +384,14 @@ def retrain(path=WEIGHTS, scale=1.0, nets=("verifier", "segmenter", "parser")):
     verifier, segmenter, colour, shape = held.values()
     if "verifier" in nets:
         vdata = render("train", VERIFIER_FIRST, n(4000), paired=True)
-        autoencoders = ws.train_lossy_autoencoders(vdata["images"][: n(2000)])
+        if verifier_roundtrips == "model":
+            alternates = model_roundtrips(vdata["images"])
+        else:
+            autoencoders = ws.train_lossy_autoencoders(vdata["images"][: n(2000)])
+            alternates = ws.autoencoder_versions(vdata["images"], autoencoders, 11)
         verifier = PromptVerifierNet()
-        info["verifier"] = train(verifier, vdata, ws.autoencoder_versions(vdata["images"], autoencoders, 11),
-                                 epochs(16), 32, 3e-3, 1, "verifier", verifier_loss(vdata))
+        info["verifier"] = train(verifier, vdata, alternates, epochs(16), 32, 3e-3, 1, "verifier", verifier_loss(vdata))
+        info["verifier_roundtrips"] = verifier_roundtrips
     if "segmenter" in nets:
         sdata = render("calib", SEGMENTER_FIRST, n(2400))
         autoencoders = autoencoders or ws.train_lossy_autoencoders(sdata["images"][: n(2000)])
@@ -451,12 +457,15 @@ def main(argv=None):
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--nets", default="verifier,segmenter,parser", help="which nets --retrain trains")
     parser.add_argument("--scale", type=float, default=1.0, help="data and epochs scale (smoke runs)")
+    parser.add_argument("--verifier-roundtrips", default="lossy", choices=("lossy", "model"),
+                        help="the verifier's distorted copies: small lossy autoencoders, or the demo model's own")
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--count", type=int, default=600, help="held-out test renders to evaluate")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "judges_v3.json"))
     opts = parser.parse_args(argv)
     torch.set_num_threads(1)
-    judges = retrain(opts.weights, opts.scale, tuple(opts.nets.split(","))) if opts.retrain else load(opts.weights)
+    judges = (retrain(opts.weights, opts.scale, tuple(opts.nets.split(",")), opts.verifier_roundtrips) if opts.retrain
+              else load(opts.weights))
     result = {"weights": Path(opts.weights).name, "training": judges.info,
               "heldout": evaluate(judges, opts.count)}
     Path(opts.out).write_text(json.dumps(result, indent=1) + "\n")

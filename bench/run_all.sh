@@ -53,8 +53,15 @@ step "world v3: guidance scale chosen on calib prompts by the selecting verifier
 "$PY" bench/world3_cfg.py
 step "world v3: gates and localization per number of objects"
 "$PY" bench/world3_gates.py
-step "world v3: LoTTS against Best-of-N along the complexity axis"
-"$PY" bench/world3_bench.py
+step "world v3: LoTTS against Best-of-N along the complexity axis (two halves at once, one per core)"
+"$PY" bench/world3_bench.py --objects 1,2,3 --out world3_bench_part1.json > bench/results/world3_bench_part1.log 2>&1 &
+part1=$!
+"$PY" bench/world3_bench.py --objects 4,5,6 --out world3_bench_part2.json > bench/results/world3_bench_part2.log 2>&1 &
+part2=$!
+wait "$part1" || { tail -20 bench/results/world3_bench_part1.log; exit 1; }
+wait "$part2" || { tail -20 bench/results/world3_bench_part2.log; exit 1; }
+"$PY" bench/world3_bench.py --merge world3_bench_part1.json world3_bench_part2.json
+rm -f bench/results/world3_bench_part{1,2}.{json,log}
 step "world v3: tables and summary keys"
 "$PY" bench/world3_report.py
 step "done: bench/results/"

@@ -20,6 +20,9 @@ demo model, euler / normal, 20 steps, the cfg chosen on calib prompts (bench/wor
   selecting verifier's score of paper-mode LoTTS on calib prompts), written into the results with their numbers.
 
     .host/venv/bin/python bench/world3_bench.py [--per-complexity 16] [--pool 48] [--calib-per-complexity 2]
+    # on two cores: two halves of the complexity axis at once, then one analysis of all their prompts
+    ... world3_bench.py --objects 1,2,3 --out a.json & ... --objects 4,5,6 --out b.json; wait
+    ... world3_bench.py --merge a.json b.json
 """
 
 import argparse
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 import trivial_cues
 import world3_gates
-from common import add_run_arguments, bootstrap, write_json
+from common import RESULTS, add_run_arguments, bootstrap, write_json
 from localization import HIGH, LOW, capture_one
 from quality_vs_compute import Runner
 
@@ -227,11 +230,18 @@ def main(argv=None, env=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--objects", default="1,2,3,4,5,6", help="complexities (numbers of objects) to run")
+    parser.add_argument("--calib-objects", default="1,2,3,4,5,6",
+                        help="complexities of the calib prompts that choose t0 (all by default, also in a run over "
+                             "part of --objects, so that the parts of a --merge choose alike)")
     parser.add_argument("--calib-scenes", type=int, default=96, help="calib scenes for the segmenter's threshold")
     parser.add_argument("--cost-family", default="sdxl", help="family whose decode / reward costs convert to NFE")
     parser.add_argument("--cost-units", default=str(Path(__file__).parent / "results" / "cost_units.json"),
                         help="bench/cost_units.py's results")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="results of runs over parts of --objects (same settings otherwise): analysed together")
     opts = parser.parse_args(argv)
+    if opts.merge:
+        return merge(opts)
     opts.cfg = world3_gates.v3_cfg(opts)
     t_start = time.time()
     bench = world3_gates.start_v3_bench(opts, env)
@@ -245,12 +255,14 @@ def main(argv=None, env=None):
     level, level_table = choose_level(bench, opts.level_images, opts.reps)
     runner = Runner(bench, opts.steps, opts.cfg, [level], 0.0, "noise difference", 0.5, 2, 2)
     objects = [int(x) for x in opts.objects.split(",")]
-    calib = prompts_for("calib", opts.calib_per_complexity, objects)
+    calib = prompts_for("calib", opts.calib_per_complexity, [int(x) for x in opts.calib_objects.split(",")])
     t0, t0_table = choose_t0(runner, calib, opts.seed + 500)
     start = round(t0 * opts.steps)
     print(json.dumps({"level": level, "levels": level_table, "t0": t0, "t0_table": t0_table}), flush=True)
     entries = []
-    for k, (n, prompt) in enumerate(prompts_for("test", opts.per_complexity, objects)):
+    for n, prompt in prompts_for("test", opts.per_complexity, objects):
+        # the prompt's place in the full run (every complexity) fixes its seed: a part of a merge draws the same
+        k = world3.OBJECT_COUNTS.index(n) * opts.per_complexity + sum(e["objects"] == n for e in entries)
         seed = opts.seed + 10_000 + 97 * k
         entry = {"objects": n, "prompt": prompt, "seed": seed, "pool": run_pool(runner, prompt, seed, opts.pool),
                  "lotts": {}}
@@ -261,16 +273,46 @@ def main(argv=None, env=None):
         print(json.dumps({"prompt": k, "objects": n, "seconds": round(time.time() - t_start),
                           "pool_success": float(np.mean(entry["pool"]["success"])),
                           "lotts_success": entry["lotts"]["paper, 1 round"]["success"]}), flush=True)
-    out = {"world_version": 3, "bon_curve": "pool", "bon_pool_size": opts.pool, "test_prompts": len(entries),
+    return finish(opts, {"world_version": 3, "bon_curve": "pool", "bon_pool_size": opts.pool, "test_prompts": len(entries),
            "verifier_reads_prompt": True, "segmenter_calibration": calibration, "settings": {**vars(opts), "levels": [level], "lambda": 0.0,
                                                         "signal": "noise difference", "t0": t0, "start_step": start,
                                                         "area_ratio": 0.5, "refinements": 2, "global_steps": 2},
            "calib": {"prompts": len(calib), "level_auroc": level_table, "t0_verifier_score": t0_table},
            "cost_units": {"family": opts.cost_family, "decode_in_nfe": d, "verifier_call_in_nfe": v},
-           "results": analyse(entries, opts.steps, d, v, opts.reps), "entries": entries,
-           "seconds": round(time.time() - t_start, 1)}
+           "entries": entries, "seconds": round(time.time() - t_start, 1)})
+
+
+def finish(opts, out):
+    units = out["cost_units"]
+    out["results"] = analyse(out["entries"], out["settings"]["steps"], units["decode_in_nfe"],
+                             units["verifier_call_in_nfe"], opts.reps)
     write_json(opts.out, out)
     return out
+
+
+# settings that may differ between the parts of a merged run (where each part wrote and what it covered)
+PART_KEYS = ("out", "objects", "merge", "threads")
+
+
+def merge(opts):
+    """One result from runs over disjoint complexities with the same settings and calib choices (every part makes
+    the same choices on the same calib prompts; any setting that differs is refused)."""
+    parts = [json.loads((RESULTS / name).read_text()) for name in opts.merge]
+    first = parts[0]
+    for name, part in zip(opts.merge[1:], parts[1:], strict=True):
+        for key in set(first["settings"]) | set(part["settings"]):
+            if key not in PART_KEYS and first["settings"].get(key) != part["settings"].get(key):
+                raise ValueError(f"--merge: {name} ran with {key} = {part['settings'].get(key)!r}, "
+                                 f"{opts.merge[0]} with {first['settings'].get(key)!r}")
+        if part["calib"] != first["calib"]:
+            raise ValueError(f"--merge: {name} made other calib choices than {opts.merge[0]}")
+    entries = sorted((e for part in parts for e in part["entries"]), key=lambda e: e["objects"])
+    if len({(e["objects"], e["prompt"], e["seed"]) for e in entries}) != len(entries):
+        raise ValueError("--merge: the parts overlap (a prompt appears twice); give each part its own --objects")
+    out = dict(first, entries=entries, test_prompts=len(entries), seconds=max(p["seconds"] for p in parts),
+               settings=dict(first["settings"], objects=",".join(p["settings"]["objects"] for p in parts),
+                             merged_from=list(opts.merge)))
+    return finish(opts, out)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,19 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     per = gates["per_complexity"]["2"]
     assert set(gates_module.GATES) <= set(per) and set(per["passed"]) == set(gates_module.GATES)
     assert per["vae_psnr_db"] > 15 and 0 <= per["count_right"] <= 1
-    out = bench_module.main(["--per-complexity", "1", "--calib-per-complexity", "1", "--pool", "4", "--level-images", "3",
-                             "--reps", "20", "--objects", "1,6", "--calib-scenes", "4", "--out", str(tmp_path / "bench.json")],
-                            env=comfy_env)
+    # two parts of the complexity axis (as run_all.sh runs them on two cores), then one analysis of both
+    part = ["--per-complexity", "1", "--calib-per-complexity", "1", "--calib-objects", "1", "--pool", "4",
+            "--level-images", "3", "--reps", "20", "--calib-scenes", "4"]
+    one = bench_module.main([*part, "--objects", "1", "--out", str(tmp_path / "one.json")], env=comfy_env)
+    six = bench_module.main([*part, "--objects", "6", "--out", str(tmp_path / "six.json")], env=comfy_env)
+    assert one["calib"] == six["calib"]  # the same calib prompts choose alike in every part
+    assert six["entries"][0]["seed"] == 10_000 + 97 * 5  # the seed of its place in a run over every complexity
+    out = bench_module.main(["--merge", str(tmp_path / "one.json"), str(tmp_path / "six.json"), "--reps", "20",
+                             "--out", str(tmp_path / "bench.json")])
+    assert [e["objects"] for e in out["entries"]] == [1, 6] and out["test_prompts"] == 2
+    with pytest.raises(ValueError, match="overlap"):
+        bench_module.main(["--merge", str(tmp_path / "one.json"), str(tmp_path / "one.json"), "--out",
+                           str(tmp_path / "twice.json")])
     start = out["settings"]["start_step"]
     assert out["calib"]["t0_verifier_score"] and start == round(out["settings"]["t0"] * 20)
     for entry in out["entries"]:
