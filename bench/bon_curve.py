@@ -89,7 +89,8 @@ def matching_ratio(curves, lotts_values, lotts_cost, cost_per_n, higher_better=T
     point = ratio(np.arange(len(curves)))
     rng = np.random.default_rng(seed)
     boots = np.array([ratio(rng.integers(len(curves), size=len(curves))) for _ in range(n_boot)])
-    lo, hi = np.percentile(np.where(np.isinf(boots), 1e300, boots), [2.5, 97.5])  # "never" sorts last
+    # "never" sorts last; "lower" picks drawn values, never a blend of a ratio and the sentinel
+    lo, hi = np.percentile(np.where(np.isinf(boots), 1e300, boots), [2.5, 97.5], method="lower")
     lo, hi = (math.inf if v >= 1e299 else v for v in (lo, hi))
     clean = [None if math.isinf(v) else round(float(v), 3) for v in (point, lo, hi)]
     return {"ratio": clean[0], "ci": clean[1:], "never_share": round(float(np.isinf(boots).mean()), 3),

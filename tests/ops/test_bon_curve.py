@@ -54,3 +54,12 @@ def test_matching_ratio_and_its_interval():
     assert out["ratio"] == pytest.approx(5.0) and out["ci"] == pytest.approx([5.0, 5.0]) and out["matching_n"] == 2.5
     never = bon_curve.matching_ratio(curves, np.full(10, 0.9), 1.0, lambda n: n, n_boot=20)
     assert never["ratio"] is None and never["never_share"] == 1.0
+
+
+def test_an_interval_at_the_edge_of_never_is_a_drawn_ratio_or_never_not_a_blend_with_the_sentinel():
+    # 21 prompts where Best-of-N matches LoTTS at N = 2.5 and one where it never does: about 2.5 % of the resamples
+    # never match, so the upper percentile falls between a finite ratio and the "never" sentinel
+    curves = np.vstack([np.tile([0.2, 0.5, 0.6, 0.65], (21, 1)), np.zeros((1, 4))])
+    out = bon_curve.matching_ratio(curves, np.full(22, 0.55), 1.0, lambda n: n, n_boot=400, seed=1)
+    assert 0 < out["never_share"] < 0.05
+    assert out["ci"][1] is None or out["ci"][1] <= 4.0  # the pool's largest N costs 4: no finite ratio lies beyond
