@@ -93,5 +93,8 @@ def matching_ratio(curves, lotts_values, lotts_cost, cost_per_n, higher_better=T
     lo, hi = np.percentile(np.where(np.isinf(boots), 1e300, boots), [2.5, 97.5], method="lower")
     lo, hi = (math.inf if v >= 1e299 else v for v in (lo, hi))
     clean = [None if math.isinf(v) else round(float(v), 3) for v in (point, lo, hi)]
+    first = float(ns[0]) if ns is not None else 1.0
     return {"ratio": clean[0], "ci": clean[1:], "never_share": round(float(np.isinf(boots).mean()), 3),
-            "matching_n": None if n_point is None else round(n_point, 3)}
+            "matching_n": None if n_point is None else round(n_point, 3),
+            # Best-of-N's smallest size already reaches LoTTS (e.g. both succeed never): the ratio is only a bound
+            "floored": n_point is not None and n_point == first}

@@ -33,11 +33,12 @@ import time
 from pathlib import Path
 
 import bon_curve
+import judges_v3
 import numpy as np
 import torch
 import trivial_cues
 import world3_gates
-from common import RESULTS, add_run_arguments, bootstrap, write_json
+from common import RESULTS, add_run_arguments, bootstrap, weights_digest, write_json
 from localization import HIGH, LOW, capture_one
 from quality_vs_compute import Runner
 
@@ -166,6 +167,14 @@ def cost_fn(unit, steps, d, v, pruned=False):
     return cost
 
 
+def _curve_at(curves, n):
+    """Per-prompt curve values (N = 1..M) at a continuous N, linearly interpolated."""
+    lo = min(int(math.floor(n)), curves.shape[1]) - 1
+    hi = min(lo + 1, curves.shape[1] - 1)
+    frac = n - math.floor(n)
+    return curves[:, lo] * (1 - frac) + curves[:, hi] * frac
+
+
 def analyse(entries, steps, d, v, reps):
     out = {}
     groups = {"all": entries, **{str(n): [e for e in entries if e["objects"] == n] for n in world3.OBJECT_COUNTS}}
@@ -201,16 +210,18 @@ def analyse(entries, steps, d, v, reps):
                         vres[f"pruned_bon_ratio_{meas}_{unit}"] = bon_curve.matching_ratio(
                             pruned[meas], vals, cost, cost_fn(unit, steps, d, v, pruned=True), higher, n_boot=reps,
                             ns=sizes)
-            # adherence of the picks against Best-of-N's at the matching N (by success, real-size cost)
-            n_match = vres["bon_ratio_success_real"]["matching_n"]
-            if n_match is not None:
-                lo = int(math.floor(n_match)) - 1
-                hi = min(lo + 1, m - 1)
-                frac = n_match - math.floor(n_match)
-                bon_right = curves["right"][:, lo] * (1 - frac) + curves["right"][:, hi] * frac
-                delta = np.array([float(r["right"]) for r in rows]) - bon_right
-                vres["adherence_delta_vs_bon"] = [round(float(delta.mean()), 4), *[
-                    round(float(x), 4) for x in bootstrap(lambda idx, dl=delta: float(dl[idx].mean()), len(delta), reps=reps)]]
+            # adherence of the picks against Best-of-N's: at equal cost at real size (the N Best-of-N buys with
+            # LoTTS's cost) and at the N matching LoTTS's success (the goal's comparison; floored at N = 1 when one
+            # sample already matches, i.e. against an unselected sample)
+            lotts_right = np.array([float(r["right"]) for r in rows])
+            per_sample = cost_fn("real", steps, d, v)(1)
+            for key, n_at in (("adherence_delta_vs_bon_equal_cost", min(float(m), max(1.0, cost_real / per_sample))),
+                              ("adherence_delta_vs_bon_at_matching_success", vres["bon_ratio_success_real"]["matching_n"])):
+                if n_at is None:
+                    continue
+                delta = lotts_right - _curve_at(curves["right"], n_at)
+                vres[key] = [round(float(delta.mean()), 4), *[round(float(x), 4) for x in bootstrap(
+                    lambda idx, dl=delta: float(dl[idx].mean()), len(delta), reps=reps)], round(n_at, 3)]
             res[variant] = vres
         out[name] = res
     return out
@@ -279,6 +290,8 @@ def main(argv=None, env=None):
                                                         "area_ratio": 0.5, "refinements": 2, "global_steps": 2},
            "calib": {"prompts": len(calib), "level_auroc": level_table, "t0_verifier_score": t0_table},
            "cost_units": {"family": opts.cost_family, "decode_in_nfe": d, "verifier_call_in_nfe": v},
+           "models": {"demo_weights_sha256": weights_digest(world3_gates.v3_weights(opts)),
+                      "judges_sha256": weights_digest(opts.scorers or judges_v3.WEIGHTS)},
            "entries": entries, "seconds": round(time.time() - t_start, 1)})
 
 
@@ -304,8 +317,9 @@ def merge(opts):
             if key not in PART_KEYS and first["settings"].get(key) != part["settings"].get(key):
                 raise ValueError(f"--merge: {name} ran with {key} = {part['settings'].get(key)!r}, "
                                  f"{opts.merge[0]} with {first['settings'].get(key)!r}")
-        if part["calib"] != first["calib"]:
-            raise ValueError(f"--merge: {name} made other calib choices than {opts.merge[0]}")
+        for key in ("calib", "segmenter_calibration", "cost_units", "models"):
+            if part.get(key) != first.get(key):
+                raise ValueError(f"--merge: {name} differs from {opts.merge[0]} in {key}")
     entries = sorted((e for part in parts for e in part["entries"]), key=lambda e: e["objects"])
     if len({(e["objects"], e["prompt"], e["seed"]) for e in entries}) != len(entries):
         raise ValueError("--merge: the parts overlap (a prompt appears twice); give each part its own --objects")

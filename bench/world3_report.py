@@ -25,8 +25,9 @@ def _ratio(r):
     if r is None:
         return "n/a"
     lo, hi = r["ci"]
-    value = "never (beyond the pool)" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-    return f"{value} [{fmt(lo, 2)}, {fmt(hi, 2) if hi is not None else 'never'}]"
+    value = "never within the pool" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+    floored = " (floored: one sample already matches)" if r.get("floored") else ""
+    return f"{value} [{fmt(lo, 2)}, {fmt(hi, 2) if hi is not None else 'never'}]{floored}"
 
 
 def gates_table(gates):
@@ -69,11 +70,15 @@ def bench_tables(bench):
         out.append(f"### {title}\n\n" + markdown_table(
             ["objects", "variant", "prompts", "LoTTS", "NFE", "cost at real size", "Best-of-N / LoTTS (NFE)",
              "Best-of-N / LoTTS (real size)", "pruned Best-of-N / LoTTS (real size)"], rows))
+    def delta(v):
+        return "n/a" if v is None else f"{_ci(v[:3])} at N = {v[3]:.2f}"
     rows = [[g, r["prompts"], f"{r['pool_clean_rate']:.3f}", f"{r['pool_success_rate']:.3f}",
-             _ci(r[MAIN].get("adherence_delta_vs_bon"))] for g, r in res.items()]
-    out.append("### the pool and adherence\n\n" + markdown_table(
+             delta(r[MAIN].get("adherence_delta_vs_bon_equal_cost")),
+             delta(r[MAIN].get("adherence_delta_vs_bon_at_matching_success"))] for g, r in res.items()]
+    out.append("### the pool and adherence (paper mode, one round)\n\n" + markdown_table(
         ["objects", "prompts", "clean samples (segmenter)", "successful samples",
-         "adherence, LoTTS minus Best-of-N at the matching N"], rows))
+         "adherence (parser right), LoTTS minus Best-of-N at equal cost at real size",
+         "the same at the N matching LoTTS's success (N = 1: an unselected sample)"], rows))
     return "\n".join(out)
 
 
@@ -116,13 +121,23 @@ def instrument_valid(gates):
     return all(all(v["passed"].values()) for v in gates["per_complexity"].values())
 
 
+V3_KEYS = ("auroc_noise_difference", "auroc_attention", "auroc_noise_difference_ci", "auroc_attention_ci",
+           "world_version")
+
+
+def _delta(group, which):
+    value = group[MAIN].get("adherence_delta_vs_bon_equal_cost")
+    return None if value is None else value[which]
+
+
 def _by_complexity(res, key):
     """{objects: [ratio, lo, hi]} of paper-mode LoTTS (ratio None: Best-of-N never matched it within the pool)."""
     return {k: [r[MAIN][key]["ratio"], *r[MAIN][key]["ci"]] for k, r in res.items() if k != "all"}
 
 
-def summary_keys(gates, bench):
-    out = {"world_version": 3}
+def summary_keys(gates, bench, v2_keys=()):
+    """`v2_keys`: the keys summary.py wrote for world v2 (kept, as the bars read them, and listed as v2's)."""
+    out = {"world_version": 3, "keys_from_world_v2": sorted(k for k in v2_keys if k not in V3_KEYS)}
     if bench:
         res = bench["results"]
         top = str(max(int(k) for k in res if k != "all"))
@@ -142,23 +157,34 @@ def summary_keys(gates, bench):
                     "verifier_ratio_top_complexity_ci": main["bon_ratio_score_nfe"]["ci"],
                     "cost_ratio_real_size_top_complexity": main["bon_ratio_success_real"]["ratio"],
                     "cost_ratio_real_size_top_complexity_ci": main["bon_ratio_success_real"]["ci"],
-                    "adherence_delta_lotts_minus_bon": (res["all"][MAIN].get("adherence_delta_vs_bon") or [None])[0],
-                    "adherence_delta_lotts_minus_bon_ci": (res["all"][MAIN].get("adherence_delta_vs_bon")
-                                                           or [None, None, None])[1:]})
+                    # LoTTS's floor at one sample: both succeed never, or one sample already does as well
+                    "success_ratio_top_complexity_floored": main["bon_ratio_success_nfe"].get("floored"),
+                    "success_rate_lotts_top_complexity": main["success"],
+                    "pool_success_rate_by_complexity": {k: r["pool_success_rate"] for k, r in res.items() if k != "all"},
+                    "adherence_delta_lotts_minus_bon": _delta(res["all"], 0),
+                    "adherence_delta_lotts_minus_bon_ci": _delta(res["all"], slice(1, 3)),
+                    "adherence_delta_basis": "parser right, paper mode one round minus Best-of-N at equal cost at real "
+                                             "size, all test prompts",
+                    "adherence_delta_by_complexity": {k: r[MAIN].get("adherence_delta_vs_bon_equal_cost")
+                                                      for k, r in res.items() if k != "all"}})
     if gates:
         per = gates["per_complexity"]
         out["trivial_cue_auroc_planted"] = max(v["trivial_cue_auroc_planted"] for v in per.values())
         out["trivial_cue_auroc_generated"] = max(v["trivial_cue_auroc_generated"] for v in per.values())
         for key in ("auroc_noise_difference", "auroc_attention"):
             values = [v[f"{key}_planted"] for v in per.values() if v[f"{key}_planted"] is not None]
-            out[key] = round(sum(values) / len(values), 4) if values else None
+            out[key] = round(sum(values) / len(values), 4) if values else None  # mean over complexities
+            out[f"{key}_ci"] = None  # v2's interval is not this mean's; the per-complexity intervals follow
+            out[f"{key}_by_complexity"] = {n: b["localization_planted"].get(key.replace("auroc_", "").replace("_", " "))
+                                           for n, b in gates["blocks"].items()}
         out["gates_v3_by_complexity"] = {n: {k: v[k] for k in gates["gates"]} for n, v in per.items()}
         out["gates_v3_passed_by_complexity"] = {n: v["passed"] for n, v in per.items()}
         # the ratios above describe a valid yardstick only when every gate holds
         out["instrument_valid_v3"] = instrument_valid(gates)
     if bench:
         agreement = selection_agreement(bench)["all"]
-        out["verifier_pool_auroc_success"] = agreement["score_success"][:3] if agreement["score_success"] else None
+        out["verifier_pool_auroc_success"] = agreement["score_success"]  # [mean, lo, hi, prompts with both classes]
+        out["verifier_pool_auroc_clean"] = agreement["score_clean"]
     return out
 
 
@@ -196,7 +222,8 @@ def main(argv=None):
     if opts.summary:
         path = RESULTS / opts.summary
         summary = json.loads(path.read_text()) if path.is_file() else {}
-        summary.update(summary_keys(gates, bench))
+        v2_keys = summary.get("keys_from_world_v2") or [k for k in summary if k != "keys_from_world_v2"]
+        summary.update(summary_keys(gates, bench, v2_keys))
         path.write_text(json.dumps(summary, indent=1) + "\n")
     print("\n".join(parts))
 

@@ -85,10 +85,18 @@ def _complexity_section(summary):
     measures = [(key, label) for key, label in measures if summary.get(key)]
     rows = "".join(f"<tr><td>{html.escape(n)}</td>" + "".join(
         f"<td>{_ratio_text(summary[key].get(n) or [])}</td>" for key, _ in measures) + "</tr>" for n in by_objects)
-    # pays: the interval's lower end above 1x, or "never" (Best-of-N's whole pool stays below LoTTS)
-    pays = [n for n, (_, lo, _) in by_objects.items() if lo is None or lo > 1]
+    # the goal's unit: success at real-size cost; pays where the interval's lower end is above 1x, or "never"
+    # (Best-of-N's pool never reached LoTTS's success)
+    verdict_key = ("cost_ratio_real_size_by_complexity" if summary.get("cost_ratio_real_size_by_complexity")
+                   else "success_ratio_by_complexity")
+    pays = [n for n, (_, lo, _) in summary[verdict_key].items() if lo is None or lo > 1]
     verdict = (f"LoTTS pays on success (interval above 1x) at {', '.join(pays)} object(s)" if pays else
                "LoTTS does not pay on success at any complexity (no interval lies above 1x)")
+    pool = summary.get("pool_success_rate_by_complexity") or {}
+    nobody = [n for n, rate in pool.items() if rate < 0.01]
+    if nobody:  # there a ratio only says that one sample fails as often as LoTTS does
+        verdict += (f"; at {', '.join(nobody)} object(s) under 1 % of samples succeed at all, so success cannot "
+                    "tell the methods apart there")
     warning = ""
     if summary.get("instrument_valid_v3") is False:
         warning = ("<p><b>World v3 misses some of its validity gates (bench/results/world3.md): these figures describe "

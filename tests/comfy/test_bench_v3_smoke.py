@@ -74,7 +74,11 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
         assert paper["nfe"] == 3 * 20 * 2 + 3 * 2 + 3 * 2 * (20 - start) * 2, paper
         assert paper["decodes"] == 3 + 6 and paper["verifier_calls"] == 3 + 6 + 3, paper  # parents re-scored
     result = out["results"]["6"]["paper, 1 round"]
-    assert {"bon_ratio_success_nfe", "bon_ratio_success_real", "pruned_bon_ratio_success_real"} <= set(result)
+    assert {"bon_ratio_success_nfe", "bon_ratio_success_real", "pruned_bon_ratio_success_real",
+            "adherence_delta_vs_bon_equal_cost"} <= set(result)
+    # equal cost: the N that LoTTS's real-size cost buys, capped at the pool
+    assert 1 <= result["adherence_delta_vs_bon_equal_cost"][3] <= 4
+    assert set(out["models"]) == {"demo_weights_sha256", "judges_sha256"}
     curve = out["results"]["all"]["bon_curve_mean"]["score"]
     assert len(curve) == 4 and curve[-1] >= curve[0]  # the best of 4 scores at least the mean of one
     report_module.main(["--gates", str(tmp_path / "gates.json"), "--bench", str(tmp_path / "bench.json"),
@@ -83,6 +87,7 @@ def test_world3_benchmarks_smoke(comfy_env, bench_modules, tmp_path):
     assert summary["world_version"] == 3 and summary["verifier_reads_prompt"] is True
     assert set(summary["success_ratio_by_complexity"]) == set(summary["defect_area_ratio_by_complexity"]) == {"1", "6"}
     assert summary["instrument_valid_v3"] in (True, False)  # one tiny gates run: a bool either way
+    assert summary["auroc_noise_difference_ci"] is None and "keys_from_world_v2" in summary
     text = (tmp_path / "w3.md").read_text()
     assert "Gates per number of objects" in text and "Does the selecting verifier rank a pool" in text
 
