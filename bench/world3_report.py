@@ -135,8 +135,9 @@ def _by_complexity(res, key):
     return {k: [r[MAIN][key]["ratio"], *r[MAIN][key]["ci"]] for k, r in res.items() if k != "all"}
 
 
-def summary_keys(gates, bench, v2_keys=()):
-    """`v2_keys`: the keys summary.py wrote for world v2 (kept, as the bars read them, and listed as v2's)."""
+def summary_keys(gates, bench, v2_keys=(), agreement=None):
+    """`v2_keys`: the keys summary.py wrote for world v2 (kept, as the bars read them, and listed as v2's);
+    `agreement`: selection_agreement(bench), computed once for the table and these keys."""
     out = {"world_version": 3, "keys_from_world_v2": sorted(k for k in v2_keys if k not in V3_KEYS)}
     if bench:
         res = bench["results"]
@@ -182,9 +183,9 @@ def summary_keys(gates, bench, v2_keys=()):
         # the ratios above describe a valid yardstick only when every gate holds
         out["instrument_valid_v3"] = instrument_valid(gates)
     if bench:
-        agreement = selection_agreement(bench)["all"]
-        out["verifier_pool_auroc_success"] = agreement["score_success"]  # [mean, lo, hi, prompts with both classes]
-        out["verifier_pool_auroc_clean"] = agreement["score_clean"]
+        overall = (agreement or selection_agreement(bench))["all"]
+        out["verifier_pool_auroc_success"] = overall["score_success"]  # [mean, lo, hi, prompts with both classes]
+        out["verifier_pool_auroc_clean"] = overall["score_clean"]
     return out
 
 
@@ -197,6 +198,7 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     load = lambda name: json.loads((RESULTS / name).read_text()) if (RESULTS / name).is_file() else None  # noqa: E731
     gates, bench = load(opts.gates), load(opts.bench)
+    agreement = selection_agreement(bench) if bench else None
     parts = ["# World v3: the instrument and LoTTS against Best-of-N along the complexity axis\n"]
     for source in (gates, bench):
         if source and source.get("note"):
@@ -214,7 +216,7 @@ def main(argv=None):
                   f"calib prompts: {bench['calib']}; real-size units: {bench['cost_units']})\n", bench_tables(bench),
                   "\n## Does the selecting verifier rank a pool as the held-out judges do? (per-prompt AUROC within "
                   "the pool, mean and 95 % interval over prompts; 0.5 = its pick is a random sample's)\n",
-                  agreement_table(selection_agreement(bench))]
+                  agreement_table(agreement)]
         if gates and not instrument_valid(gates):
             parts.insert(1, "**The v3 instrument misses gates (table below): every LoTTS-against-Best-of-N figure "
                             "here describes this invalid yardstick, not LoTTS.**\n")
@@ -223,7 +225,7 @@ def main(argv=None):
         path = RESULTS / opts.summary
         summary = json.loads(path.read_text()) if path.is_file() else {}
         v2_keys = summary.get("keys_from_world_v2") or [k for k in summary if k != "keys_from_world_v2"]
-        summary.update(summary_keys(gates, bench, v2_keys))
+        summary.update(summary_keys(gates, bench, v2_keys, agreement))
         path.write_text(json.dumps(summary, indent=1) + "\n")
     print("\n".join(parts))
 
