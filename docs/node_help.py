@@ -26,7 +26,8 @@ FAMILY_T0 = ("| family | steps | cfg | t0 (start step) |\n|---|---|---|---|\n"
              "| Z-Image Turbo | 8 | 1 (shift 3) | step 1 (not yet measured) |\n")
 FAMILIES_NOTE = ("**Model families.** Signal `noise difference` works on every text-to-image family ComfyUI samples "
                  "(FLUX.2, Qwen-Image, Z-Image, SD3 / 3.5, Chroma, ...); `attention` is read on SD1.x, SD2.x, SDXL, "
-                 "SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image and (ComfyUI 0.33+) Z-Image, and other families refuse it with a message that names the family.")
+                 "SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1 and (ComfyUI "
+                 "0.33+) Z-Image, and other families refuse it with a message that names the family.")
 VERIFIER_NOTE = ("Every verifier returns higher-is-better scores (`LOTTS_VERIFIER`). Reward models are loaded from "
                  "files you place under `models/lotts_verifiers/`; nothing is ever downloaded.")
 
@@ -40,7 +41,7 @@ INTROS = {
         "**Settings.** `noise_levels` 0.2, 0.3 for every family (early read-outs localise best). `layers` auto: "
         "UNet blocks at half resolution or below, all FLUX double blocks. Cost: 3 model evaluations per candidate "
         "and level (two conditionings per batch at most, as a CFG step), far less than one sampling run.\n\nFeed "
-        "`attention` to **LoTTS Defect Mask**.\n\nOn families without an attention hook (HiDream, HunyuanImage, "
+        "`attention` to **LoTTS Defect Mask**.\n\nOn families without an attention hook (PixArt, HunyuanDiT, "
         "...) only the noise difference is captured, from the two quality prompts (2 evaluations), and the heatmap "
         "shows it. " + FAMILIES_NOTE),
     "LoTTSDefectMask": (

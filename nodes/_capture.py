@@ -44,11 +44,15 @@ def core_attention(q, k, v, extra_options):
 class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
-    def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0, text_multiple=1):
+    def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0, text_multiple=1,
+                 layout="text first", blocks_in_call_order=None):
         self.latent_hw = latent_hw
         self.patch = patch  # latent cells per FLUX-layout image token along each side
         self.text_prefix = text_prefix  # learned tokens before the text in the joint attention (SD3 registers)
         self.text_multiple = text_multiple  # the text is padded to a multiple of this before the image (Z-Image)
+        self.layout = layout  # "text first" (FLUX.1's), "image first" (HiDream), "image last" (HunyuanImage 2.1)
+        self.blocks_in_call_order = blocks_in_call_order  # (double, single) for hosts that tag no block (HiDream)
+        self.calls = 0  # attention calls seen in the current model evaluation
         self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
         self.selection = selection
         self.arch = arch
@@ -165,31 +169,53 @@ class AttentionRecorder:
 
     def observe_joint(self, q, k, transformer_options, kwargs, heads=None):
         opts = transformer_options or {}
-        layer = (opts.get("block_type"), opts.get("block_index"))
+        layer = self.joint_layer(opts)
+        if not self.active or layer is None:
+            return
+        if q.ndim == 3 and not kwargs.get("skip_reshape") and heads:  # SD3, HiDream: (B, N, heads*d)
+            q, k = attention_maps.split_heads(q, heads), attention_maps.split_heads(k, heads)
+        elif not kwargs.get("skip_reshape") or q.ndim != 4:
+            return
+        located = self.joint_tokens(q.shape[2], opts, layer)
+        if located is None or not self.wants(layer, located[1]):
+            return
+        img_start, n_img, text_start = located
+        cond_or_uncond = [self.cond_indices[c] for c in opts.get("cond_or_uncond", [0])]
+        weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
+                                         pad_front=text_start)
+        q_img, k_img = q[:, :, img_start:img_start + n_img], k[:, :, img_start:img_start + n_img]
+        ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
+        grid = attention_maps.grid_shape(n_img, *self.latent_hw)
+        self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
+
+    def joint_layer(self, opts):
+        """(block_type, block_index) of this attention call: the host's tags, else (HiDream) counted in call order
+        since the model evaluation began; None for a call that belongs to no block."""
+        if opts.get("block_type") is not None:
+            return opts["block_type"], opts.get("block_index")
+        if self.blocks_in_call_order is None:
+            return None
+        index, self.calls = self.calls, self.calls + 1
+        n_double = self.blocks_in_call_order[0]
+        return ("double", index) if index < n_double else ("single", index - n_double)
+
+    def joint_tokens(self, n_tokens, opts, layer):
+        """(first image token, image tokens, first text token) of one joint attention call, or None to skip it."""
+        expected = math.ceil(self.latent_hw[0] / self.patch) * math.ceil(self.latent_hw[1] / self.patch)
+        if self.layout == "image first":  # HiDream: the image's tokens, then T5's and the Llama layers'
+            return (0, expected, expected) if n_tokens > expected else None
+        if self.layout == "image last":  # HunyuanImage 2.1: all text (Qwen, then any ByT5 glyphs), then the image
+            return (n_tokens - expected, expected, 0) if n_tokens > expected else None
         # newer hosts say where the image tokens start ("img_slice"); else the text (after any registers) first
         prefix, n_txt = 0, self.n_txt
         if opts.get("img_slice"):
             n_txt = opts["img_slice"][0]
         elif n_txt is not None:
             prefix, n_txt = self.text_prefix, self.text_prefix + -(-n_txt // self.text_multiple) * self.text_multiple
-        if not self.active or layer[0] is None or n_txt is None:
-            return
-        if q.ndim == 3 and not kwargs.get("skip_reshape") and heads:  # SD3: (B, N, heads*d)
-            if q.shape[1] <= n_txt:  # SD3.5's image-only second attention has no text in front: not this one
-                return
-            q, k = attention_maps.split_heads(q, heads), attention_maps.split_heads(k, heads)
-        elif not kwargs.get("skip_reshape") or q.ndim != 4:
-            return
-        n_img = self.flux_image_tokens(q.shape[2] - n_txt, layer)
-        if n_img is None or not self.wants(layer, n_img):
-            return
-        cond_or_uncond = [self.cond_indices[c] for c in opts.get("cond_or_uncond", [0])]
-        weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
-                                         pad_front=prefix)
-        q_img, k_img = q[:, :, n_txt:n_txt + n_img], k[:, :, n_txt:n_txt + n_img]
-        ca = attention_maps.attention_to_tokens(q_img, k, weights)  # joint softmax, text keys weighted
-        grid = attention_maps.grid_shape(n_img, *self.latent_hw)
-        self.record(layer, q_img, k_img, ca, cond_or_uncond, grid)
+        if n_txt is None or n_tokens <= n_txt:  # SD3.5's image-only second attention has no text in front
+            return None
+        n_img = self.flux_image_tokens(n_tokens - n_txt, layer)
+        return None if n_img is None else (n_txt, n_img, prefix)
 
     def flux_image_tokens(self, n_after_text, layer):
         """The candidate's own image tokens among those after the text: (H/p) x (W/p) of the latent. Reference
@@ -207,12 +233,12 @@ class AttentionRecorder:
         return None
 
     def flux_apply_model_wrapper(self, executor, x, t, c_concat=None, c_crossattn=None, *args, **kwargs):
-        self.n_txt = c_crossattn.shape[1]
+        self.n_txt, self.calls = c_crossattn.shape[1], 0
         return executor(x, t, c_concat, c_crossattn, *args, **kwargs)
 
     def flux_wrapper(self, previous):  # hosts without APPLY_MODEL wrappers: the single model-function slot
         def wrapper(apply_model, args):
-            self.n_txt = args["c"]["c_crossattn"].shape[1]
+            self.n_txt, self.calls = args["c"]["c_crossattn"].shape[1], 0
             if previous:
                 return previous(apply_model, args)
             return apply_model(args["input"], args["timestep"], **args["c"])
@@ -289,9 +315,12 @@ class QualityPromptGuider(comfy.samplers.CFGGuider):
 
 
 def recorder_for(model, latent_hw, token_weights, selection, arch):
-    """An AttentionRecorder laid out for the model's family (patch size, registers, text padding)."""
+    """An AttentionRecorder laid out for the model's family (patch size, registers, text padding, token order)."""
+    layout = ("image first" if _model_family.image_tokens_first(model) else
+              "image last" if _model_family.text_fills_until_image(model) else "text first")
     return AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
-                             _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model))
+                             _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model),
+                             layout, _model_family.blocks_in_call_order(model))
 
 
 def add_pass_maps(recorder, totals):

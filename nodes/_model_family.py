@@ -24,12 +24,16 @@ FAMILY_TABLE = {
     "ChromaRadiance": ("chroma_radiance", "Chroma Radiance", 1),
     "HiDream": ("hidream", "HiDream", 8),
     "HunyuanImage21": ("hunyuan_image21", "HunyuanImage 2.1", 32),
+    "HunyuanImage21Refiner": ("hunyuan_image21_refiner", "HunyuanImage 2.1 Refiner", 16),
     "LongCatImage": ("longcat_image", "LongCat-Image", 8),
     "PixArt": ("pixart", "PixArt", 8),
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
-_ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image and (on hosts "
-                        "that tag its blocks) Z-Image / Lumina 2")
+_ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image, HiDream, "
+                       "HunyuanImage 2.1 and (on hosts that tag its blocks) Z-Image / Lumina 2")
+# joint-attention families whose token layout is not FLUX.1's text-then-image
+_IMAGE_FIRST = ("HiDream",)  # image tokens, then T5's and the Llama layers' text tokens
+_IMAGE_LAST = ("HunyuanImage21",)  # text (Qwen2.5-VL, then any ByT5 glyph tokens), then exactly the image's tokens
 
 
 def _table_entry(model):
@@ -42,9 +46,11 @@ def _table_entry(model):
 def _has_flux_layout(model):
     """FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image, LongCat-Image and SD3: text tokens then the image's patch tokens
     through one joint attention, tagged block_type / block_index by the host (by the capture's block patch on SD3,
-    see `untagged_joint_blocks`). Chroma Radiance (pixel patches) shares FLUX's classes, not its layout."""
+    see `untagged_joint_blocks`; by call order on HiDream, see `blocks_in_call_order`). HiDream and HunyuanImage 2.1
+    order the tokens otherwise (`image_tokens_first`, `text_fills_until_image`). Chroma Radiance (pixel patches)
+    shares FLUX's classes, not its layout."""
     base = model.model
-    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage"):
+    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage") + _IMAGE_FIRST + _IMAGE_LAST:
         return True
     if type(base).__name__ == "Lumina2":
         return _host_tags_blocks(type(base.diffusion_model))
@@ -77,19 +83,40 @@ def untagged_joint_blocks(model):
     return 0
 
 
+def image_tokens_first(model):
+    """HiDream puts the image's tokens before the text in every attention call."""
+    return type(model.model).__name__ in _IMAGE_FIRST
+
+
+def text_fills_until_image(model):
+    """HunyuanImage 2.1: every token before the image's own (which come last) is text, whatever the text streams'
+    lengths (ByT5 glyph tokens join the Qwen tokens only when the prompt quotes text)."""
+    return type(model.model).__name__ in _IMAGE_LAST
+
+
+def blocks_in_call_order(model):
+    """(double, single) block counts of a model whose blocks run one attention call each, in order, untagged
+    (HiDream): the capture names each call's block by counting; None where the host tags blocks."""
+    unet = model.model.diffusion_model
+    if type(model.model).__name__ == "HiDream":
+        return len(unet.double_stream_blocks), len(unet.single_stream_blocks)
+    return None
+
+
 def joint_text_prefix(model):
     """Learned tokens the model puts before the text in its joint attention (SD3's registers), weight 0."""
     return int(getattr(model.model.diffusion_model, "register_length", 0) or 0)
 
 
 def patch_size(model):
-    """Latent cells per image token along each side (FLUX.1 / Chroma 2, FLUX.2 1)."""
-    return int(getattr(model.model.diffusion_model, "patch_size", 2))
+    """Latent cells per image token along each side (FLUX.1 / Chroma 2, FLUX.2 and HunyuanImage 2.1 1)."""
+    size = getattr(model.model.diffusion_model, "patch_size", 2)
+    return int(size[-1] if isinstance(size, (list, tuple)) else size)
 
 
 def architecture(model):
     """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (joint text-image attention: FLUX.1, FLUX.2,
-    Chroma, Qwen-Image, SD3), where the capture can read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
+    Chroma, Qwen-Image, SD3, HiDream, HunyuanImage 2.1, ...), where the capture can read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
     base = getattr(model, "model", None)
     if getattr(base, "diffusion_model", None) is None:
         raise ValueError(f"model: {type(base).__name__} has no diffusion model; connect a text-to-image MODEL")

@@ -112,6 +112,13 @@ def _stream_weights(clip, full, key, prompt, n_tokens):
     return weights
 
 
+def with_llama_streams(clip, text, prompt, t5_weights, n_llama):
+    """HiDream's attention reads, after T5's tokens, the Llama stream twice (the last chosen layer's, then the
+    block's own layer's): the weights over that whole text, a third on each."""
+    llama = _stream_weights(clip, clip.tokenize(text, return_word_ids=True), "llama", prompt, n_llama)
+    return torch.cat([t5_weights, llama, llama]) / 3
+
+
 def encode_quality_conditionings(clip, prompt, high_template, low_template, token_weights=True):
     """[(conditioning, token_weights)] for the original, high-quality and low-quality prompts. The weights are
     for the attention signal only; token_weights=False leaves them None (the noise difference reads no tokens)."""
@@ -129,5 +136,8 @@ def encode_quality_conditionings(clip, prompt, high_template, low_template, toke
         conditioning = clip.encode_from_tokens_scheduled(tokens)
         n_tokens = conditioning[0][0].shape[1]
         weights = content_token_weights(clip, text, prompt, n_tokens) if token_weights else None
+        llama = conditioning[0][1].get("conditioning_llama3")
+        if weights is not None and llama is not None:
+            weights = with_llama_streams(clip, text, prompt, weights, llama.shape[-2])
         encoded.append((conditioning, weights))
     return encoded

@@ -58,7 +58,7 @@ class LoTTSDefectMask:
             "signal": (list(SIGNALS), {"default": "attention", "tooltip": (
                 "attention: the paper's cross-attention contrast. noise difference: |eps_low - eps_high|, the "
                 "difference of the model's predictions under the two quality prompts: every model family, the only "
-                "signal for families without an attention hook (HiDream, HunyuanImage, ...). "
+                "signal for families without an attention hook (PixArt, HunyuanDiT, ...). "
                 "Or the mean of both.")}),
             "self_attention_propagation": ("BOOLEAN", {"default": True, "tooltip": (
                 "Propagate cross-attention through the same layer's self-attention (SA @ CA) before "

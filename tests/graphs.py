@@ -6,6 +6,8 @@ def empty_latent_node(family):
     4-D latent becomes 5-D in the sampler)."""
     if family == "flux2":
         return "EmptyFlux2LatentImage"
+    if family == "hunyuan_image21":
+        return "EmptyHunyuanImageLatent"  # 64 channels at 1/32
     return "EmptyLatentImage" if family in ("sd15", "sd21", "sdxl") else "EmptySD3LatentImage"
 
 

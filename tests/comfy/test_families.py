@@ -11,7 +11,8 @@ import torch
 from graphs import STEPS, candidates_graph, search_graph, with_options
 
 # independent of the pack's table: pixels per latent cell of each family's VAE
-SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8, "longcat_image": 8}
+SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8, "longcat_image": 8, "hidream": 8,
+         "hunyuan_image21": 32}
 # families whose attention the pack does not read (the others here, SD3, Chroma, FLUX.2 and Qwen-Image, have
 # FLUX.1's joint text-then-image layout); Z-Image's layers are tagged by hosts from 0.33 on, not by 0.3.75
 REFUSED = {"zimage": "Z-Image / Lumina 2"}
@@ -33,7 +34,7 @@ SIGNALS = ("noise difference", "attention", "attention + noise difference")
 @pytest.fixture(params=sorted(SCALE))
 def new_family(request, comfy_env):
     if request.param not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
-        pytest.skip(f"this host has no {request.param} model class")
+        pytest.skip(f"{request.param}: {comfy_env.test_pack.tiny_models.UNAVAILABLE[request.param]}")
     return request.param
 
 
@@ -169,3 +170,70 @@ def test_qwen_image_masks_of_the_wrong_batch_are_named(comfy_env):
     with torch.inference_mode(), pytest.raises(ValueError, match=r"mask: size \(8, 16\) has a different aspect ratio"):
         node.refine(model, positive, negative, samples, torch.ones(2, 8, 16), 5, 4, 3.0, "euler", "normal", 2,
                     0.0, 2, 0)
+
+
+# where each joint-attention family puts the image's tokens, read from the host's model code, independent of the pack:
+# (first image token, first text token) given the call's token count and the image's token count
+LAYOUT = {"hidream": lambda n, n_img: (0, n_img),  # image, then T5 and two Llama layers
+          "hunyuan_image21": lambda n, n_img: (n - n_img, 0)}  # text (Qwen, then any ByT5 glyphs), then image
+
+
+@pytest.mark.parametrize("family", sorted(LAYOUT))
+def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
+    """The capture's cross-attention map of every block equals one computed here from the raw q, k of that call at
+    the layout the host's code has (HiDream tags no block: its calls are numbered double then single)."""
+    import comfy.sample
+    import nodes as comfy_nodes
+
+    tiny_models = comfy_env.test_pack.tiny_models
+    if family not in tiny_models.FAMILY_SPECS:
+        pytest.skip(f"{family}: {tiny_models.UNAVAILABLE[family]}")
+    pack = comfy_env.pack.nodes
+    attention_maps, defect_map = comfy_env.pack.lotts_ops.attention_maps, comfy_env.pack.lotts_ops.defect_map
+    model, clip, _ = tiny_models.tiny_family(family)
+    (pos,) = comfy_nodes.CLIPTextEncode().encode(clip, 'a red circle saying "hi"')
+    (neg,) = comfy_nodes.CLIPTextEncode().encode(clip, "")
+    if family == "hunyuan_image21":  # quoted text adds ByT5 glyph tokens after the Qwen tokens (ByT5's output given)
+        glyphs = torch.randn(1, 5, 1472, generator=torch.Generator().manual_seed(4))
+        pos = [[pos[0][0], {**pos[0][1], "conditioning_byt5small": glyphs}]]
+    scale = SCALE[family]
+    latent = torch.zeros(1, tiny_models.FAMILY_SPECS[family]["latent_channels"], 64 // scale, 64 // scale)
+    calls = []
+
+    def logger(func, q, k, v, heads, *args, transformer_options=None, **kwargs):
+        # HunyuanImage's text refiner runs attention too, before any block: not a block's call
+        if family == "hidream" or transformer_options.get("block_type") is not None:
+            split = (attention_maps.split_heads(q, heads), attention_maps.split_heads(k, heads)) if q.ndim == 3 \
+                else (q, k)
+            calls.append((*(t.clone().float() for t in split), list(transformer_options["cond_or_uncond"])))
+        return func(q, k, v, heads, *args, transformer_options=transformer_options, **kwargs)
+
+    logged = model.clone()
+    logged.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = logger
+    n_text = {"hidream": 3 * 128, "hunyuan_image21": pos[0][0].shape[1]}[family]
+    one_hot = torch.zeros(n_text)
+    one_hot[1] = 1.0  # the first prompt token of T5 / of the Qwen stream after the dropped template start
+    recorder = pack._capture.recorder_for(model, tuple(latent.shape[-2:]), {0: one_hot, 1: one_hot}, "all", "flux")
+    with torch.inference_mode():
+        comfy.sample.sample(pack._capture.patched_clone(logged, recorder), torch.randn_like(latent), 1, 4.0, "euler",
+                            "normal", pos, neg, latent, seed=1, disable_pbar=True)
+    blocks = ["double"] * len(getattr(model.model.diffusion_model, "double_blocks", None)
+                              or model.model.diffusion_model.double_stream_blocks)
+    blocks += ["single"] * len(getattr(model.model.diffusion_model, "single_blocks", None)
+                               or model.model.diffusion_model.single_stream_blocks)
+    # one attention call per block and cond batch (cond and uncond batch together where their text lengths agree)
+    assert calls and len(calls) % len(blocks) == 0
+    assert recorder.layers_seen == {(name, blocks[:i].count(name)) for i, name in enumerate(blocks)}
+    n_img = latent.shape[-2] * latent.shape[-1] // (2 if family == "hidream" else 1) ** 2
+    sums, counts = {0: 0, 1: 0}, {0: 0, 1: 0}
+    for q, k, cond_or_uncond in calls:
+        img_start, text_start = LAYOUT[family](q.shape[2], n_img)
+        weights = torch.zeros(q.shape[0], q.shape[2])
+        weights[:, text_start + 1] = 1.0
+        ca = attention_maps.attention_to_tokens(q[:, :, img_start:img_start + n_img], k, weights)
+        side = int(n_img ** 0.5)
+        maps = defect_map.resize_maps(ca.reshape(-1, side, side), *latent.shape[-2:])
+        for row, index in enumerate(cond_or_uncond):
+            sums[index], counts[index] = sums[index] + maps[row:row + 1], counts[index] + 1
+    for index in (0, 1):  # the sampler's positive and negative prompt
+        torch.testing.assert_close(recorder.averaged(index)[:, 0], sums[index] / counts[index], rtol=1e-4, atol=1e-6)
