@@ -1,19 +1,25 @@
 """The prompt's own tokens located inside chat templates, with the real tokenizers ComfyUI bundles (Qwen2.5 / Qwen3's
-BPE, used by Qwen-Image, Z-Image and FLUX.2 Klein). Mistral's and Gemma's tokenizers ship inside the model files,
-not with ComfyUI, so they cannot be loaded here."""
+BPE, used by Qwen-Image, Z-Image, FLUX.2 Klein, LongCat-Image and HunyuanImage 2.1; HiDream's T5 and Llama 3), and
+Mistral's tekken tokenizer (FLUX.2 dev) with a vocabulary built here: Mistral's and Gemma's vocabularies ship inside
+the model files, not with ComfyUI, so the real ones cannot be loaded here."""
+
+import base64
+import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 PROMPT = "a red cube on a wooden table"
-TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image")
+TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image", "hunyuan_image21")
+DROPS_TEMPLATE_START = ("qwen_image", "longcat_image", "hunyuan_image21")  # the encoder cuts it from its output
 
 
 @pytest.fixture(params=TEMPLATED)
 def templated(request, comfy_env):
     specs = comfy_env.test_pack.tiny_models.FAMILY_SPECS
     if request.param not in specs:
-        pytest.skip(f"this host has no {request.param} model class")
+        pytest.skip(f"{request.param}: {comfy_env.test_pack.tiny_models.UNAVAILABLE[request.param]}")
     _, clip, _ = comfy_env.test_pack.tiny_models.tiny_family(request.param)
     if getattr(clip.tokenizer, "llama_template", None) is None and not hasattr(clip.tokenizer, "T2I_PREFIX"):
         pytest.skip(f"{request.param}'s text encoder on this host has no chat template")
@@ -37,7 +43,7 @@ def test_weights_sit_on_the_prompt_inside_the_chat_template(comfy_env, templated
         if family == "longcat_image":  # its encoder cuts through the second <|im_start|> + "user\n", and the end
             dropped = [i for i, t in enumerate(ids) if t == 151644][1] + 3
             assert len(ids) - n_tokens > dropped
-        assert dropped >= 0 and (dropped > 0) == (family in ("qwen_image", "longcat_image"))
+        assert dropped >= 0 and (dropped > 0) == (family in DROPS_TEMPLATE_START)
         positions = torch.nonzero(weights).flatten().tolist()
         assert positions == list(range(positions[0], positions[-1] + 1))  # one contiguous run
         picked = inner.tokenizer.decode([ids[p + dropped] for p in positions])
@@ -59,8 +65,6 @@ def test_clip_and_t5_streams_still_map_word_by_word(comfy_env, tiny):
 def test_sd3_weights_sit_on_the_prompt_in_both_clip_and_t5(comfy_env):
     """SD3's conditioning is CLIP-L/G's 77 tokens then T5's: the prompt is located in each, half the weight each
     (ComfyUI's real SD3 tokenizer; the stand-in CLIP exposes only the tokenizer the weights read)."""
-    from types import SimpleNamespace
-
     import comfy.text_encoders.sd3_clip as sd3_clip
 
     tokenizer = sd3_clip.SD3Tokenizer()
@@ -77,3 +81,67 @@ def test_sd3_weights_sit_on_the_prompt_in_both_clip_and_t5(comfy_env):
         assert abs(float(part.sum()) - 0.5) < 1e-5
         picked = inner.decode([ids[p] for p in positions])
         assert picked.replace("</w>", " ").split() == PROMPT.split(), picked
+
+
+def test_hidream_weights_sit_on_the_prompt_in_t5_and_both_llama_streams(comfy_env):
+    """HiDream's attention reads T5's 128 tokens, then the Llama stream twice (the last chosen layer's, then the block's
+    own): a third of the weight on the prompt in each (ComfyUI's real T5 and Llama 3 tokenizers)."""
+    tiny_models = comfy_env.test_pack.tiny_models
+    if "hidream" not in tiny_models.FAMILY_SPECS:
+        pytest.skip(f"hidream: {tiny_models.UNAVAILABLE['hidream']}")
+    _, clip, _ = tiny_models.tiny_family("hidream")
+    with torch.inference_mode():
+        ((conditioning, weights),) = comfy_env.pack.nodes._prompt_tokens.encode_quality_conditionings(
+            clip, PROMPT, "A high-quality image of {p}.", "A low-quality image of {p}.")[1:2]
+    text = f"A high-quality image of {PROMPT}."
+    streams = clip.tokenize(text)
+    n_t5, n_llama = conditioning[0][0].shape[1], conditioning[0][1]["conditioning_llama3"].shape[-2]
+    assert weights.shape == (n_t5 + 2 * n_llama,) and abs(float(weights.sum()) - 1.0) < 1e-5
+    parts = ((weights[:n_t5], "t5xxl"), (weights[n_t5:n_t5 + n_llama], "llama"), (weights[n_t5 + n_llama:], "llama"))
+    for part, key in parts:
+        ids = [t[0] for chunk in streams[key] for t in chunk]
+        positions = torch.nonzero(part).flatten().tolist()
+        assert abs(float(part.sum()) - 1 / 3) < 1e-5
+        picked = getattr(clip.tokenizer, key).tokenizer.decode([ids[p] for p in positions])
+        # ComfyUI tokenizes word by word, so Llama's BPE ids carry no spaces: compare the letters
+        assert picked.replace(" ", "") == PROMPT.replace(" ", ""), (key, picked)
+
+
+def tekken_vocabulary(words, n_special=100):
+    """A Mistral tekken file's JSON (the format FLUX.2 dev's text encoder carries its tokenizer in): every byte, and
+    BPE merges spelling each word and each word after a space. The real vocabulary ships inside the model file."""
+    specials = {0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 11: "<pad>", 17: "[SYSTEM_PROMPT]",
+                18: "[/SYSTEM_PROMPT]"}
+    pieces = [bytes([b]) for b in range(256)]
+    for word in words:
+        for spelled in (word, " " + word):
+            pieces += [p for p in (spelled[:end].encode() for end in range(2, len(spelled) + 1)) if p not in pieces]
+    return json.dumps({
+        "config": {"default_num_special_tokens": n_special, "default_vocab_size": n_special + len(pieces)},
+        "vocab": [{"rank": r, "token_bytes": base64.b64encode(p).decode()} for r, p in enumerate(pieces)],
+        "special_tokens": [{"rank": i, "token_str": specials.get(i, f"<SPECIAL_{i}>"), "is_control": True}
+                           for i in range(n_special)]}).encode()
+
+
+def test_flux2_dev_prompt_is_found_inside_mistrals_template(comfy_env):
+    """FLUX.2 dev wraps every prompt in Mistral's [SYSTEM_PROMPT] ... [INST]{}[/INST] template; ComfyUI's own tekken
+    tokenizer, given a vocabulary built here, marks every template word as content: the weights must sit on the
+    prompt's tokens only."""
+    import comfy.text_encoders.flux as flux
+
+    if not hasattr(flux, "Flux2Tokenizer"):
+        pytest.skip("this host has no FLUX.2 tokenizer")
+    try:
+        tokenizer = flux.Flux2Tokenizer(tokenizer_data={"tekken_model": tekken_vocabulary(PROMPT.split() + ["image"])})
+    except TypeError as error:  # 0.3.75 converts tekken files through transformers' MistralConverter
+        pytest.skip(f"this host cannot build Mistral's tokenizer from a tekken file with this transformers: {error}")
+    clip = SimpleNamespace(tokenizer=tokenizer, tokenize=lambda text, return_word_ids=False:
+                           tokenizer.tokenize_with_weights(text, return_word_ids))
+    inner = tokenizer.mistral3_24b.tokenizer
+    for text in (PROMPT, f"A high-quality image of {PROMPT}.", f"{PROMPT}, low quality"):
+        ids = [t[0] for t in clip.tokenize(text, return_word_ids=True)["mistral3_24b"][0]]
+        weights = comfy_env.pack.nodes._prompt_tokens.content_token_weights(clip, text, PROMPT, len(ids))
+        positions = torch.nonzero(weights).flatten().tolist()
+        assert positions == list(range(positions[0], positions[-1] + 1)) and abs(float(weights.sum()) - 1) < 1e-5
+        assert inner.decode([ids[p] for p in positions]).strip() == PROMPT, text
+        assert not {ids[p] for p in positions} & {1, 3, 4, 17, 18}  # no BOS, [INST] or system-prompt tags
