@@ -45,12 +45,13 @@ class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
     def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0, text_multiple=1,
-                 layout="text first", blocks_in_call_order=None):
+                 layout="text first", blocks_in_call_order=None, weights_cover_text=False):
         self.latent_hw = latent_hw
         self.patch = patch  # latent cells per FLUX-layout image token along each side
         self.text_prefix = text_prefix  # learned tokens before the text in the joint attention (SD3 registers)
         self.text_multiple = text_multiple  # the text is padded to a multiple of this before the image (Z-Image)
-        self.layout = layout  # "text first" (FLUX.1's), "image first" (HiDream), "image last" (HunyuanImage 2.1)
+        self.layout = layout  # "text first" (FLUX.1's), "image first" or "image last" (_model_family.joint_token_order)
+        self.weights_cover_text = weights_cover_text  # image-first/last: the text is exactly the weights' length
         self.blocks_in_call_order = blocks_in_call_order  # (double, single) for hosts that tag no block (HiDream)
         self.calls = 0  # attention calls seen in the current model evaluation
         self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
@@ -176,11 +177,11 @@ class AttentionRecorder:
             q, k = attention_maps.split_heads(q, heads), attention_maps.split_heads(k, heads)
         elif not kwargs.get("skip_reshape") or q.ndim != 4:
             return
-        located = self.joint_tokens(q.shape[2], opts, layer)
+        cond_or_uncond = [self.cond_indices[c] for c in opts.get("cond_or_uncond", [0])]
+        located = self.joint_tokens(q.shape[2], opts, layer, cond_or_uncond)
         if located is None or not self.wants(layer, located[1]):
             return
         img_start, n_img, text_start = located
-        cond_or_uncond = [self.cond_indices[c] for c in opts.get("cond_or_uncond", [0])]
         weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
                                          pad_front=text_start)
         q_img, k_img = q[:, :, img_start:img_start + n_img], k[:, :, img_start:img_start + n_img]
@@ -196,16 +197,19 @@ class AttentionRecorder:
         if self.blocks_in_call_order is None:
             return None
         index, self.calls = self.calls, self.calls + 1
-        n_double = self.blocks_in_call_order[0]
+        n_double, n_single = self.blocks_in_call_order
+        if index >= n_double + n_single:  # more calls than blocks: not the model this was laid out for
+            return None
         return ("double", index) if index < n_double else ("single", index - n_double)
 
-    def joint_tokens(self, n_tokens, opts, layer):
+    def joint_tokens(self, n_tokens, opts, layer, cond_or_uncond):
         """(first image token, image tokens, first text token) of one joint attention call, or None to skip it."""
         expected = math.ceil(self.latent_hw[0] / self.patch) * math.ceil(self.latent_hw[1] / self.patch)
-        if self.layout == "image first":  # HiDream: the image's tokens, then T5's and the Llama layers'
-            return (0, expected, expected) if n_tokens > expected else None
-        if self.layout == "image last":  # HunyuanImage 2.1: all text (Qwen, then any ByT5 glyphs), then the image
-            return (n_tokens - expected, expected, 0) if n_tokens > expected else None
+        if self.layout in ("image first", "image last"):
+            if not self.text_fits(n_tokens - expected, cond_or_uncond):
+                self.skip_once(layer, n_tokens, expected)
+                return None
+            return (0, expected, expected) if self.layout == "image first" else (n_tokens - expected, expected, 0)
         # newer hosts say where the image tokens start ("img_slice"); else the text (after any registers) first
         prefix, n_txt = 0, self.n_txt
         if opts.get("img_slice"):
@@ -217,6 +221,11 @@ class AttentionRecorder:
         n_img = self.flux_image_tokens(n_tokens - n_txt, layer)
         return None if n_img is None else (n_txt, n_img, prefix)
 
+    def text_fits(self, n_text, cond_or_uncond):
+        """Whether `n_text` tokens beside the image hold the prompt weights of every conditioning in the call."""
+        lengths = [self.token_weights[c].shape[0] for c in cond_or_uncond if c is not None]
+        return n_text > 0 and all(n_text == n if self.weights_cover_text else n_text >= n for n in lengths)
+
     def flux_image_tokens(self, n_after_text, layer):
         """The candidate's own image tokens among those after the text: (H/p) x (W/p) of the latent. Reference
         images (Kontext-style) append their tokens after them; anything else is skipped, once logged."""
@@ -226,11 +235,14 @@ class AttentionRecorder:
                 return expected
         elif n_after_text >= expected:
             return expected
+        self.skip_once(layer, n_after_text, expected)
+        return None
+
+    def skip_once(self, layer, n_tokens, expected):
         if layer not in self.skipped_layers:
             self.skipped_layers.add(layer)
-            logging.warning("[LoTTS] capture skips FLUX layer %s: %d image tokens, expected %d", layer, n_after_text,
-                            expected)
-        return None
+            logging.warning("[LoTTS] capture skips joint-attention layer %s: %d tokens beside the text, expected %d "
+                            "image tokens", layer, n_tokens, expected)
 
     def flux_apply_model_wrapper(self, executor, x, t, c_concat=None, c_crossattn=None, *args, **kwargs):
         self.n_txt, self.calls = c_crossattn.shape[1], 0
@@ -316,11 +328,10 @@ class QualityPromptGuider(comfy.samplers.CFGGuider):
 
 def recorder_for(model, latent_hw, token_weights, selection, arch):
     """An AttentionRecorder laid out for the model's family (patch size, registers, text padding, token order)."""
-    layout = ("image first" if _model_family.image_tokens_first(model) else
-              "image last" if _model_family.text_fills_until_image(model) else "text first")
     return AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
                              _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model),
-                             layout, _model_family.blocks_in_call_order(model))
+                             _model_family.joint_token_order(model), _model_family.blocks_in_call_order(model),
+                             _model_family.weights_cover_all_text(model))
 
 
 def add_pass_maps(recorder, totals):

@@ -33,7 +33,7 @@ _ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Q
                        "HunyuanImage 2.1 and (on hosts that tag its blocks) Z-Image / Lumina 2")
 # joint-attention families whose token layout is not FLUX.1's text-then-image
 _IMAGE_FIRST = ("HiDream",)  # image tokens, then T5's and the Llama layers' text tokens
-_IMAGE_LAST = ("HunyuanImage21",)  # text (Qwen2.5-VL, then any ByT5 glyph tokens), then exactly the image's tokens
+_IMAGE_LAST = ("HunyuanImage21",)  # image and text (Qwen2.5-VL, then any ByT5 glyphs), the order by host version
 
 
 def _table_entry(model):
@@ -47,7 +47,7 @@ def _has_flux_layout(model):
     """FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image, LongCat-Image and SD3: text tokens then the image's patch tokens
     through one joint attention, tagged block_type / block_index by the host (by the capture's block patch on SD3,
     see `untagged_joint_blocks`; by call order on HiDream, see `blocks_in_call_order`). HiDream and HunyuanImage 2.1
-    order the tokens otherwise (`image_tokens_first`, `text_fills_until_image`). Chroma Radiance (pixel patches)
+    order the tokens otherwise (`joint_token_order`). Chroma Radiance (pixel patches)
     shares FLUX's classes, not its layout."""
     base = model.model
     if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage") + _IMAGE_FIRST + _IMAGE_LAST:
@@ -83,15 +83,24 @@ def untagged_joint_blocks(model):
     return 0
 
 
-def image_tokens_first(model):
-    """HiDream puts the image's tokens before the text in every attention call."""
+def joint_token_order(model):
+    """How a joint-attention family orders its tokens: "text first" (FLUX.1's, and most), "image first" (HiDream:
+    the image's tokens, then T5's and the Llama layers'; HunyuanImage 2.1 on hosts whose HunyuanVideo blocks are
+    built flipped, 0.3.75) or "image last" (HunyuanImage 2.1 on 0.33: all text, Qwen then any ByT5 glyph tokens,
+    then exactly the image's tokens)."""
+    name = type(model.model).__name__
+    if name in _IMAGE_FIRST:
+        return "image first"
+    if name in _IMAGE_LAST:
+        blocks = model.model.diffusion_model.double_blocks
+        return "image first" if len(blocks) and getattr(blocks[0], "flipped_img_txt", False) else "image last"
+    return "text first"
+
+
+def weights_cover_all_text(model):
+    """HiDream's prompt weights span every text token of its attention (T5 and both Llama streams), so a call with
+    more tokens than image + text is not the layout read here (an edit model's image condition widens the image)."""
     return type(model.model).__name__ in _IMAGE_FIRST
-
-
-def text_fills_until_image(model):
-    """HunyuanImage 2.1: every token before the image's own (which come last) is text, whatever the text streams'
-    lengths (ByT5 glyph tokens join the Qwen tokens only when the prompt quotes text)."""
-    return type(model.model).__name__ in _IMAGE_LAST
 
 
 def blocks_in_call_order(model):

@@ -66,7 +66,8 @@ def content_token_weights(clip, text, prompt, n_tokens):
     stream, and positions shift by the difference."""
     full = clip.tokenize(text, return_word_ids=True)
     lengths = {k: sum(len(c) for c in chunks) for k, chunks in full.items()}
-    key = next((k for k, n in lengths.items() if n == n_tokens), None)
+    # HunyuanImage's ByT5 glyph stream is its own conditioning, never the one these weights are for
+    key = next((k for k, n in lengths.items() if n == n_tokens and k != "byt5"), None)
     if key is None and "t5xxl" in lengths:
         clip_key = next((k for k in ("l", "g") if lengths.get(k, 0) + lengths["t5xxl"] == n_tokens), None)
         if clip_key is not None:

@@ -179,4 +179,4 @@ def test_flux_capture_reads_the_candidates_own_image_tokens(comfy_env, caplog):
     call(10, 1)
     call(10, 1)
     assert ("double", 1) not in recorder.layers_seen
-    assert sum("skips FLUX layer" in r.getMessage() for r in caplog.records) == 1
+    assert sum("skips joint-attention layer" in r.getMessage() for r in caplog.records) == 1

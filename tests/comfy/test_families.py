@@ -175,7 +175,9 @@ def test_qwen_image_masks_of_the_wrong_batch_are_named(comfy_env):
 # where each joint-attention family puts the image's tokens, read from the host's model code, independent of the pack:
 # (first image token, first text token) given the call's token count and the image's token count
 LAYOUT = {"hidream": lambda n, n_img: (0, n_img),  # image, then T5 and two Llama layers
-          "hunyuan_image21": lambda n, n_img: (n - n_img, 0)}  # text (Qwen, then any ByT5 glyphs), then image
+          # HunyuanVideo's blocks: 0.3.75 builds them flipped (image, then text), 0.33 joins text (Qwen, then any
+          # ByT5 glyphs) then image
+          "hunyuan_image21": lambda n, n_img: (0, n_img) if host_version() < (0, 33) else (n - n_img, 0)}
 
 
 @pytest.mark.parametrize("family", sorted(LAYOUT))
@@ -210,10 +212,13 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
 
     logged = model.clone()
     logged.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = logger
-    n_text = {"hidream": 3 * 128, "hunyuan_image21": pos[0][0].shape[1]}[family]
-    one_hot = torch.zeros(n_text)
-    one_hot[1] = 1.0  # the first prompt token of T5 / of the Qwen stream after the dropped template start
-    recorder = pack._capture.recorder_for(model, tuple(latent.shape[-2:]), {0: one_hot, 1: one_hot}, "all", "flux")
+    def first_text_token(conditioning):  # HiDream: T5 and two Llama streams; HunyuanImage: the Qwen stream
+        one_hot = torch.zeros(3 * 128 if family == "hidream" else conditioning[0][0].shape[1])
+        one_hot[0] = 1.0
+        return one_hot
+
+    weights = {0: first_text_token(pos), 1: first_text_token(neg)}
+    recorder = pack._capture.recorder_for(model, tuple(latent.shape[-2:]), weights, "all", "flux")
     with torch.inference_mode():
         comfy.sample.sample(pack._capture.patched_clone(logged, recorder), torch.randn_like(latent), 1, 4.0, "euler",
                             "normal", pos, neg, latent, seed=1, disable_pbar=True)
@@ -228,12 +233,19 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
     sums, counts = {0: 0, 1: 0}, {0: 0, 1: 0}
     for q, k, cond_or_uncond in calls:
         img_start, text_start = LAYOUT[family](q.shape[2], n_img)
-        weights = torch.zeros(q.shape[0], q.shape[2])
-        weights[:, text_start + 1] = 1.0
-        ca = attention_maps.attention_to_tokens(q[:, :, img_start:img_start + n_img], k, weights)
+        key_weights = torch.zeros(q.shape[0], q.shape[2])
+        key_weights[:, text_start] = 1.0
+        ca = attention_maps.attention_to_tokens(q[:, :, img_start:img_start + n_img], k, key_weights)
         side = int(n_img ** 0.5)
         maps = defect_map.resize_maps(ca.reshape(-1, side, side), *latent.shape[-2:])
         for row, index in enumerate(cond_or_uncond):
             sums[index], counts[index] = sums[index] + maps[row:row + 1], counts[index] + 1
     for index in (0, 1):  # the sampler's positive and negative prompt
         torch.testing.assert_close(recorder.averaged(index)[:, 0], sums[index] / counts[index], rtol=1e-4, atol=1e-6)
+    if family == "hidream":  # an edit model's image condition widens the image: skipped with a warning, not misread
+        edit = [[pos[0][0], {**pos[0][1], "concat_latent_image": torch.randn_like(latent)}]]
+        recorder = pack._capture.recorder_for(model, tuple(latent.shape[-2:]), weights, "all", "flux")
+        with torch.inference_mode():
+            comfy.sample.sample(pack._capture.patched_clone(model, recorder), torch.randn_like(latent), 1, 4.0,
+                                "euler", "normal", edit, neg, latent, seed=1, disable_pbar=True)
+        assert recorder.averaged(0) is None and recorder.averaged(1) is not None and recorder.skipped_layers
