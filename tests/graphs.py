@@ -8,7 +8,12 @@ def empty_latent_node(family):
         return "EmptyFlux2LatentImage"
     if family == "hunyuan_image21":
         return "EmptyHunyuanImageLatent"  # 64 channels at 1/32
-    return "EmptyLatentImage" if family in ("sd15", "sd21", "sdxl") else "EmptySD3LatentImage"
+    if family in ("ernie", "ideogram4", "lens", "mage_flow"):
+        return "EmptyFlux2LatentImage"  # FLUX.2's latent
+    if family in ("pixeldit", "hidream_o1"):  # pixel space: the "latent" is the image
+        return {"pixeldit": "EmptyChromaRadianceLatentImage", "hidream_o1": "EmptyHiDreamO1LatentImage"}[family]
+    # Anima's 4-channel empty latent is widened to its 16-channel 5-D one by the sampler, as for users
+    return "EmptyLatentImage" if family in ("sd15", "sd21", "sdxl", "anima") else "EmptySD3LatentImage"
 
 
 def candidates_graph(family, batch=2, steps=3, cfg=4.0, prompt="a red circle"):

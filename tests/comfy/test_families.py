@@ -1,8 +1,8 @@
-"""Today's families (SD3, Chroma, FLUX.2, Z-Image, Qwen-Image): Search and Best-of-N with each signal the family
-supports through the real executor, 5-D latents, maps at the model's latent scale, and the refusals' messages where
-the pack reads no attention (Chroma's, FLUX.2's, Qwen-Image's and SD3's attention is read in FLUX.1's joint
-text-then-image layout, SD3's through the capture's block tags; Chroma also runs every attention test of the
-conftest families)."""
+"""Today's families (SD3, Chroma, FLUX.2, Z-Image, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1, and the ten
+that only ComfyUI 0.33 samples: ERNIE-Image, Krea 2, Ideogram 4, Lens, Boogu-Image, JoyImage, Mage-Flow, PixelDiT,
+Anima, HiDream-O1): Search and Best-of-N with each signal the family supports through the real executor, 4-D, 5-D and
+pixel-space latents, maps at the model's latent scale, the refusals' messages where the pack reads no attention, and
+the token layout of the joint-attention families whose order is not FLUX.1's text-then-image."""
 
 import json
 
@@ -12,10 +12,14 @@ from graphs import STEPS, candidates_graph, search_graph, with_options
 
 # independent of the pack's table: pixels per latent cell of each family's VAE
 SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8, "longcat_image": 8, "hidream": 8,
-         "hunyuan_image21": 32}
+         "hunyuan_image21": 32, "ernie": 16, "krea2": 8, "ideogram4": 16, "lens": 16, "boogu": 8, "joyimage": 8,
+         "mage_flow": 16, "pixeldit": 1, "anima": 8, "hidream_o1": 1}
 # families whose attention the pack does not read (the others here, SD3, Chroma, FLUX.2 and Qwen-Image, have
 # FLUX.1's joint text-then-image layout); Z-Image's layers are tagged by hosts from 0.33 on, not by 0.3.75
-REFUSED = {"zimage": "Z-Image / Lumina 2"}
+REFUSED = {"zimage": "Z-Image / Lumina 2", "ernie": "ERNIE-Image", "krea2": "Krea 2", "ideogram4": "Ideogram 4",
+           "lens": "Lens", "boogu": "Boogu-Image", "joyimage": "JoyImage", "mage_flow": "Mage-Flow",
+           "pixeldit": "PixelDiT", "anima": "Anima", "hidream_o1": "HiDream-O1"}
+FIVE_D = ("qwen_image", "krea2", "joyimage", "anima")  # Wan 2.1 latents: (B, 16, 1, h, w)
 
 
 def host_version():
@@ -53,7 +57,7 @@ def test_search_and_best_of_n_count_exactly_with_each_supported_signal(comfy_env
     # one capture level: the two quality prompts, and the original prompt when attention is read
     assert lotts["nfe_sampling"] == STEPS * 2 and lotts["nfe_capture"] == (2 if signal == "noise difference" else 3)
     assert lotts["nfe_refinement"] in (0, 2 * (STEPS - 2) * 2)  # nothing to re-draw only if the mask came out empty
-    latent_rank = 5 if new_family == "qwen_image" else 4
+    latent_rank = 5 if new_family in FIVE_D else 4
     for node in ("20", "21"):
         image, latent, mask = result.outputs(node)[:3]
         assert image.shape[0] == 1 and image.shape[-1] == 3
@@ -122,20 +126,20 @@ def test_capture_and_defect_mask_at_the_model_scale(comfy_env, new_family, refus
             comfy_env.run(graph)
 
 
-def _qwen_candidates(comfy_env):
-    graph = candidates_graph("qwen_image", batch=2, steps=4)
-    graph["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "t/qwen"}}
+def _candidates(comfy_env, family):
+    graph = candidates_graph(family, batch=2, steps=4)
+    graph["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": f"t/{family}"}}
     result = comfy_env.run(graph)
     return result.outputs("5")[0], result.outputs("2")[0], result.outputs("3")[0]
 
 
-def test_qwen_image_refine_gives_each_candidate_its_own_mask(comfy_env):
-    if "qwen_image" not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
-        pytest.skip("this host has no Qwen-Image model class")
-    model, _, _ = comfy_env.test_pack.tiny_models.tiny_family("qwen_image")
-    samples, positive, negative = _qwen_candidates(comfy_env)
+def test_refine_gives_each_candidate_its_own_mask(comfy_env, new_family):
+    """One mask per candidate, on 4-D, 5-D ((B, 16, 1, h, w): ComfyUI would read a 4-D mask as frames) and
+    pixel-space latents alike."""
+    model, _, _ = comfy_env.test_pack.tiny_models.tiny_family(new_family)
+    samples, positive, negative = _candidates(comfy_env, new_family)
     latent = samples["samples"]
-    assert latent.ndim == 5 and latent.shape[2] == 1  # (B, 16, 1, h, w)
+    assert latent.ndim == (5 if new_family in FIVE_D else 4) and (latent.ndim == 4 or latent.shape[2] == 1)
     height, width = latent.shape[-2:]
     masks = torch.zeros(2, height, width)
     masks[0, :, : width // 2] = 1.0  # candidate 0: left half; candidate 1: right half
@@ -160,7 +164,7 @@ def test_qwen_image_masks_of_the_wrong_batch_are_named(comfy_env):
     if "qwen_image" not in comfy_env.test_pack.tiny_models.FAMILY_SPECS:
         pytest.skip("this host has no Qwen-Image model class")
     model, _, _ = comfy_env.test_pack.tiny_models.tiny_family("qwen_image")
-    samples, positive, negative = _qwen_candidates(comfy_env)
+    samples, positive, negative = _candidates(comfy_env, "qwen_image")
     node = comfy_env.pack.nodes.local_denoise.LoTTSLocalRefine()
     height, width = samples["samples"].shape[-2:]
     with torch.inference_mode(), pytest.raises(ValueError, match="mask: batch size 3 does not match samples batch "

@@ -3,8 +3,6 @@ BPE, used by Qwen-Image, Z-Image, FLUX.2 Klein, LongCat-Image and HunyuanImage 2
 Mistral's tekken tokenizer (FLUX.2 dev) with a vocabulary built here: Mistral's and Gemma's vocabularies ship inside
 the model files, not with ComfyUI, so the real ones cannot be loaded here."""
 
-import base64
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -107,22 +105,6 @@ def test_hidream_weights_sit_on_the_prompt_in_t5_and_both_llama_streams(comfy_en
         assert picked.replace(" ", "") == PROMPT.replace(" ", ""), (key, picked)
 
 
-def tekken_vocabulary(words, n_special=100):
-    """A Mistral tekken file's JSON (the format FLUX.2 dev's text encoder carries its tokenizer in): every byte, and
-    BPE merges spelling each word and each word after a space. The real vocabulary ships inside the model file."""
-    specials = {0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 11: "<pad>", 17: "[SYSTEM_PROMPT]",
-                18: "[/SYSTEM_PROMPT]"}
-    pieces = [bytes([b]) for b in range(256)]
-    for word in words:
-        for spelled in (word, " " + word):
-            pieces += [p for p in (spelled[:end].encode() for end in range(2, len(spelled) + 1)) if p not in pieces]
-    return json.dumps({
-        "config": {"default_num_special_tokens": n_special, "default_vocab_size": n_special + len(pieces)},
-        "vocab": [{"rank": r, "token_bytes": base64.b64encode(p).decode()} for r, p in enumerate(pieces)],
-        "special_tokens": [{"rank": i, "token_str": specials.get(i, f"<SPECIAL_{i}>"), "is_control": True}
-                           for i in range(n_special)]}).encode()
-
-
 def test_flux2_dev_prompt_is_found_inside_mistrals_template(comfy_env):
     """FLUX.2 dev wraps every prompt in Mistral's [SYSTEM_PROMPT] ... [INST]{}[/INST] template; ComfyUI's own tekken
     tokenizer, given a vocabulary built here, marks every template word as content: the weights must sit on the
@@ -132,7 +114,8 @@ def test_flux2_dev_prompt_is_found_inside_mistrals_template(comfy_env):
     if not hasattr(flux, "Flux2Tokenizer"):
         pytest.skip("this host has no FLUX.2 tokenizer")
     try:
-        tokenizer = flux.Flux2Tokenizer(tokenizer_data={"tekken_model": tekken_vocabulary(PROMPT.split() + ["image"])})
+        vocabulary = comfy_env.test_pack.vocabularies.tekken_vocabulary(PROMPT.split() + ["image"])
+        tokenizer = flux.Flux2Tokenizer(tokenizer_data={"tekken_model": vocabulary})
     except TypeError as error:  # 0.3.75 converts tekken files through transformers' MistralConverter
         pytest.skip(f"this host cannot build Mistral's tokenizer from a tekken file with this transformers: {error}")
     clip = SimpleNamespace(tokenizer=tokenizer, tokenize=lambda text, return_word_ids=False:

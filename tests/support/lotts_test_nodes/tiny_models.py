@@ -6,7 +6,9 @@ only with small widths. ComfyUI's layers skip weight init, so weights are filled
 generator (fan-in scaled normals, unit norms, zero biases) to keep every run identical.
 """
 
+import contextlib
 import dataclasses
+import functools
 import importlib
 import inspect
 import logging
@@ -23,8 +25,13 @@ import comfy.taesd.taesd
 import comfy.text_encoders.flux
 import torch
 
+from . import newer_families
+
+NEWER_FAMILIES = ("ernie", "krea2", "ideogram4", "lens", "boogu", "joyimage", "mage_flow", "pixeldit", "anima",
+                  "hidream_o1")  # ComfyUI 0.33 and newer (newer_families.py)
+
 FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image", "longcat_image",
-            "hunyuan_image21", "hidream")
+            "hunyuan_image21", "hidream", *NEWER_FAMILIES)
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
@@ -170,9 +177,9 @@ _NEW_FAMILY_SPECS = {
                     latent_channels=16),
 }
 FAMILY_SPECS.update({k: v for k, v in _NEW_FAMILY_SPECS.items() if v["config_class"] is not None})
+FAMILY_SPECS.update(newer_families.specs(_LLAMA_TINY))
 # families this host cannot build, and why (the tests skip with the reason)
-UNAVAILABLE = {k: "this host has no model class for it" for k, v in _NEW_FAMILY_SPECS.items()
-               if v["config_class"] is None}
+UNAVAILABLE = {k: "this host has no model class for it" for k in FAMILIES if k not in FAMILY_SPECS}
 _LLAMA_TOKENIZER = pathlib.Path(comfy.text_encoders.flux.__file__).parent / "llama_tokenizer" / "tokenizer.json"
 if "hidream" in FAMILY_SPECS and not _LLAMA_TOKENIZER.exists():  # the 0.33 tarball lacks this blob (hosts README)
     UNAVAILABLE["hidream"] = f"HiDream's Llama tokenizer is missing from this host ({_LLAMA_TOKENIZER})"
@@ -221,11 +228,29 @@ def seeded_init_(module, seed, skip=()):
                 p.fill_(1.0)  # other 1-d gains (GroupNorm in ResBlocks is named in_layers.0 / out_layers.0)
 
 
+@contextlib.contextmanager
+def _narrowed(overrides):
+    """While a model class is built, the module-level classes it builds at fixed full width (Anima's LLM adapter) take
+    small widths; the originals are put back at once."""
+    saved = []
+    try:
+        for (module_name, name), kwargs in (overrides or {}).items():
+            module = importlib.import_module(module_name)
+            saved.append((module, name, getattr(module, name)))
+            setattr(module, name, functools.partial(getattr(module, name), **kwargs))
+        yield
+    finally:
+        for module, name, original in reversed(saved):
+            setattr(module, name, original)
+
+
 def build_model(family, seed=0):
     spec = FAMILY_SPECS[family]
     config = spec["config_class"](_accepted(spec["unet"]))
+    config.unet_config.update(spec.get("unet_extra", {}))  # widths a class forces through unet_extra_config
     config.set_inference_dtype(torch.float32, None)
-    base = config.get_model({}, "")
+    with _narrowed(spec.get("ctor_overrides")):
+        base = config.get_model({}, "")
     seeded_init_(base.diffusion_model, seed)
     pos_embed = getattr(base.diffusion_model, "pos_embed", None)
     if isinstance(pos_embed, torch.Tensor) and not isinstance(pos_embed, torch.nn.Parameter):
@@ -243,12 +268,33 @@ def build_clip(family, seed=1):
         target = _clip_target(module, tokenizer, factory, **kwargs)
     else:
         target = spec["config_class"](_accepted(spec["unet"])).clip_target({})
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32, **spec["clip_options"]})
-    seeded_init_(clip.cond_stage_model, seed, spec.get("skip_init", ()))
+    extra = {}
+    if "tokenizer_data" in spec:  # a vocabulary that ships inside checkpoints, built in code (vocabularies.py)
+        extra["tokenizer_data"] = spec["tokenizer_data"]()
+    model_options = {"dtype": torch.float32, **spec["clip_options"]}
+    if spec.get("te_state_dict"):  # weights that exist only once a checkpoint loads (GPT-OSS's mixed-precision ops)
+        extra["state_dict"] = _seeded_te_state_dict(target, model_options, seed, spec.get("skip_init", ()))
+    clip = comfy.sd.CLIP(target=target, model_options=model_options, **extra)
+    if "state_dict" not in extra:
+        seeded_init_(clip.cond_stage_model, seed, spec.get("skip_init", ()))
     return clip
 
 
+def _seeded_te_state_dict(target, model_options, seed, skip=()):
+    """A seeded 'checkpoint' for a text encoder whose layers create their weights on load: built once, given the
+    weights a load would assign (compute dtype, the op's original shape), seeded, read back."""
+    te = target.clip(device=torch.device("cpu"), dtype=torch.float32, model_options=model_options)
+    for module in te.modules():
+        if hasattr(module, "_orig_shape") and getattr(module, "weight", None) is None:
+            module.weight = torch.nn.Parameter(torch.empty(module._orig_shape, dtype=module.factory_kwargs["dtype"]),
+                                               requires_grad=False)
+    seeded_init_(te, seed, skip)
+    return {k: v.detach() for k, v in te.state_dict().items()}
+
+
 def build_vae(family, seed=2):
+    if FAMILY_SPECS[family].get("vae") == "pixel":  # pixel-space families: ComfyUI's identity "VAE", nothing to seed
+        return comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)})
     if FAMILY_SPECS[family].get("vae") == "hunyuan_image21":
         # ComfyUI builds this VAE at its full width from the shape of one key (64 latent channels at 1/32); there is
         # no narrow one, so it is the real size with seeded weights (about 0.4 G parameters, decoded at 64 x 64)
