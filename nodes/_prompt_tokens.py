@@ -38,10 +38,10 @@ def _find_last_run(haystack, needle):
     return -1
 
 
-def _templated_positions(clip, key, ids, prompt):
-    """Positions of the prompt's tokens in a chat-templated stream (Qwen, Mistral, Gemma text encoders wrap every
-    text in a system / user template, so word ids flag template words as content too): the last run of the
-    prompt's own ids, tokenized without the template, with or without a leading space (BPE and SentencePiece
+def _positions_by_ids(clip, key, ids, prompt):
+    """Positions of the prompt's tokens in a stream whose word ids do not single it out (Qwen, Mistral, Gemma text
+    encoders wrap every text in a system / user template; SentencePiece streams flag the whole text as one word):
+    the last run of the prompt's own ids, tokenized alone, with or without a leading space (BPE and SentencePiece
     spell a word differently after a space). None when the run is not found."""
     inner = getattr(clip.tokenizer, key, None)
     tokenize = getattr(inner, "tokenizer", None)
@@ -89,7 +89,7 @@ def _dropped_template_start(clip, key, ids, n_tokens):
 def _stream_weights(clip, full, key, prompt, n_tokens):
     ids, content = _flat_tokens(full[key])
     if getattr(clip.tokenizer, "llama_template", None) is not None or hasattr(clip.tokenizer, "T2I_PREFIX"):
-        positions = _templated_positions(clip, key, ids, prompt)
+        positions = _positions_by_ids(clip, key, ids, prompt)
         if positions is not None:
             dropped = _dropped_template_start(clip, key, ids, n_tokens)
             positions = [p - dropped for p in positions if 0 <= p - dropped < n_tokens]
@@ -105,6 +105,8 @@ def _stream_weights(clip, full, key, prompt, n_tokens):
     start = _find_run(content_ids, prompt_ids) if prompt_ids else -1
     if start >= 0:
         positions = positions[start:start + len(prompt_ids)]
+    else:  # the prompt alone is spelled otherwise than after the template's words (Gemma's SentencePiece): by ids
+        positions = _positions_by_ids(clip, key, ids, prompt) or positions
     weights = torch.zeros(n_tokens)
     positions = [p for p in positions if p < n_tokens]
     if not positions:

@@ -1,7 +1,7 @@
 """The prompt's own tokens located inside chat templates, with the real tokenizers ComfyUI bundles (Qwen2.5 / Qwen3's
 BPE, used by Qwen-Image, Z-Image, FLUX.2 Klein, LongCat-Image and HunyuanImage 2.1; HiDream's T5 and Llama 3), and
-Mistral's tekken tokenizer (FLUX.2 dev) with a vocabulary built here: Mistral's and Gemma's vocabularies ship inside
-the model files, not with ComfyUI, so the real ones cannot be loaded here."""
+Mistral's tekken tokenizer (FLUX.2 dev) and Gemma 2's SentencePiece (Lumina 2) with vocabularies built here: theirs
+ship inside the model files, not with ComfyUI, so the real ones cannot be loaded here."""
 
 from types import SimpleNamespace
 
@@ -128,3 +128,23 @@ def test_flux2_dev_prompt_is_found_inside_mistrals_template(comfy_env):
         assert positions == list(range(positions[0], positions[-1] + 1)) and abs(float(weights.sum()) - 1) < 1e-5
         assert inner.decode([ids[p] for p in positions]).strip() == PROMPT, text
         assert not {ids[p] for p in positions} & {1, 3, 4, 17, 18}  # no BOS, [INST] or system-prompt tags
+
+
+def test_lumina2_gemma_prompt_is_found_after_the_templates_words(comfy_env):
+    """Lumina 2 reads Gemma 2's SentencePiece stream, which flags the whole text as one word and spells the prompt's
+    first word otherwise after a space: the weights must still sit on the prompt only (ComfyUI's own Gemma tokenizer
+    class, with a SentencePiece model trained here: the real one ships inside the model file)."""
+    import comfy.text_encoders.lumina2 as lumina2
+    import sentencepiece
+
+    data = comfy_env.test_pack.vocabularies.gemma_tokenizer_data()
+    tokenizer = lumina2.LuminaTokenizer(tokenizer_data=data)
+    decoder = sentencepiece.SentencePieceProcessor(model_proto=data["spiece_model"].numpy().tobytes())
+    clip = SimpleNamespace(tokenizer=tokenizer, tokenize=lambda text, return_word_ids=False:
+                           tokenizer.tokenize_with_weights(text, return_word_ids))
+    for text in (PROMPT, f"A high-quality image of {PROMPT}.", f"{PROMPT}, low quality"):
+        ids = [t[0] for chunk in clip.tokenize(text)["gemma2_2b"] for t in chunk]
+        weights = comfy_env.pack.nodes._prompt_tokens.content_token_weights(clip, text, PROMPT, len(ids))
+        positions = torch.nonzero(weights).flatten().tolist()
+        assert positions == list(range(positions[0], positions[-1] + 1)) and abs(float(weights.sum()) - 1) < 1e-5
+        assert decoder.decode([ids[p] for p in positions]).strip() == PROMPT, text
