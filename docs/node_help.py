@@ -27,7 +27,8 @@ FAMILY_T0 = ("| family | steps | cfg | t0 (start step) |\n|---|---|---|---|\n"
 FAMILIES_NOTE = ("**Model families.** Signal `noise difference` works on every text-to-image family ComfyUI samples "
                  "(FLUX.2, Qwen-Image, Z-Image, SD3 / 3.5, Chroma, ...); `attention` is read on SD1.x, SD2.x, SDXL, "
                  "SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1 and (ComfyUI "
-                 "0.33+) Z-Image, and other families refuse it with a message that names the family.")
+                 "0.33+) Z-Image, Mage-Flow, Krea 2 and JoyImage, and other families refuse it with a message that "
+                 "names the family.")
 VERIFIER_NOTE = ("Every verifier returns higher-is-better scores (`LOTTS_VERIFIER`). Reward models are loaded from "
                  "files you place under `models/lotts_verifiers/`; nothing is ever downloaded.")
 

@@ -45,7 +45,7 @@ class AttentionRecorder:
     """Accumulates per-conditioning maps at latent resolution, averaged over layers and passes."""
 
     def __init__(self, latent_hw, token_weights, selection, arch, patch=2, text_prefix=0, text_multiple=1,
-                 layout="text first", blocks_in_call_order=None, weights_cover_text=False):
+                 layout="text first", blocks_in_call_order=None, weights_cover_text=False, auto_blocks="double"):
         self.latent_hw = latent_hw
         self.patch = patch  # latent cells per FLUX-layout image token along each side
         self.text_prefix = text_prefix  # learned tokens before the text in the joint attention (SD3 registers)
@@ -54,6 +54,7 @@ class AttentionRecorder:
         self.weights_cover_text = weights_cover_text  # image-first/last: the text is exactly the weights' length
         self.blocks_in_call_order = blocks_in_call_order  # (double, single) for hosts that tag no block (HiDream)
         self.calls = 0  # attention calls seen in the current model evaluation
+        self.auto_blocks = auto_blocks  # the joint-attention block type 'auto' reads
         self.token_weights = token_weights  # cond index -> (Nk,) weights over that conditioning's tokens
         self.selection = selection
         self.arch = arch
@@ -72,7 +73,7 @@ class AttentionRecorder:
             return True
         if self.selection is None:  # auto: see README "Choices" (downsampled UNet levels, all FLUX double blocks)
             if self.arch == _model_family.FLUX:
-                return layer[0] == "double"
+                return layer[0] == self.auto_blocks
             return n_image_tokens * 4 <= self.latent_hw[0] * self.latent_hw[1]
         return layer in self.selection
 
@@ -331,7 +332,7 @@ def recorder_for(model, latent_hw, token_weights, selection, arch):
     return AttentionRecorder(latent_hw, token_weights, selection, arch, _model_family.patch_size(model),
                              _model_family.joint_text_prefix(model), _model_family.joint_text_multiple(model),
                              _model_family.joint_token_order(model), _model_family.blocks_in_call_order(model),
-                             _model_family.weights_cover_all_text(model))
+                             _model_family.weights_cover_all_text(model), _model_family.auto_block_type(model))
 
 
 def add_pass_maps(recorder, totals):

@@ -40,9 +40,12 @@ FAMILY_TABLE = {
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
 _ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image, HiDream, "
-                       "HunyuanImage 2.1 and (on hosts that tag its blocks) Z-Image / Lumina 2")
-# joint-attention families whose token layout is not FLUX.1's text-then-image
-_IMAGE_FIRST = ("HiDream",)  # image tokens, then T5's and the Llama layers' text tokens
+                       "HunyuanImage 2.1, Mage-Flow, Krea 2, JoyImage and (on hosts that tag its blocks) Z-Image / "
+                       "Lumina 2")
+# joint-attention families the host tags by block: FLUX.1's text-then-image order (FLUX.1 itself is found by class),
+# then those whose order differs
+_TEXT_FIRST = ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage", "MageFlow", "Krea2")
+_IMAGE_FIRST = ("HiDream", "JoyImage")  # image tokens, then the text's (HiDream: T5's and two Llama layers')
 _IMAGE_LAST = ("HunyuanImage21",)  # image and text (Qwen2.5-VL, then any ByT5 glyphs), the order by host version
 
 
@@ -60,7 +63,7 @@ def _has_flux_layout(model):
     order the tokens otherwise (`joint_token_order`). Chroma Radiance (pixel patches)
     shares FLUX's classes, not its layout."""
     base = model.model
-    if type(base).__name__ in ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage") + _IMAGE_FIRST + _IMAGE_LAST:
+    if type(base).__name__ in _TEXT_FIRST + _IMAGE_FIRST + _IMAGE_LAST:
         return True
     if type(base).__name__ == "Lumina2":
         return _host_tags_blocks(type(base.diffusion_model))
@@ -108,9 +111,16 @@ def joint_token_order(model):
 
 
 def weights_cover_all_text(model):
-    """HiDream's prompt weights span every text token of its attention (T5 and both Llama streams), so a call with
-    more tokens than image + text is not the layout read here (an edit model's image condition widens the image)."""
+    """HiDream's and JoyImage's prompt weights span every text token of their attention (HiDream: T5 and both Llama
+    streams), so a call with more tokens than image + text is not the layout read here (an edit model's image
+    condition widens the image)."""
     return type(model.model).__name__ in _IMAGE_FIRST
+
+
+def auto_block_type(model):
+    """The blocks the 'auto' layer choice reads: FLUX-style double blocks, or the single-stream blocks of a model
+    that has no others (Krea 2)."""
+    return "single" if type(model.model).__name__ == "Krea2" else "double"
 
 
 def blocks_in_call_order(model):
@@ -128,8 +138,9 @@ def joint_text_prefix(model):
 
 
 def patch_size(model):
-    """Latent cells per image token along each side (FLUX.1 / Chroma 2, FLUX.2 and HunyuanImage 2.1 1)."""
-    size = getattr(model.model.diffusion_model, "patch_size", 2)
+    """Latent cells per image token along each side (FLUX.1 / Chroma 2; FLUX.2, Mage-Flow, HunyuanImage 2.1 1)."""
+    unet = model.model.diffusion_model
+    size = getattr(unet, "patch_size", None) or getattr(unet, "patch", None) or 2  # Krea 2 calls it `patch`
     return int(size[-1] if isinstance(size, (list, tuple)) else size)
 
 

@@ -30,8 +30,8 @@ class LoTTSQualityAttentionCapture:
         return {"required": {
             "model": ("MODEL", {"tooltip": (
                 "The model that made the candidates. Attention is read on SD1.x, SD2.x, SDXL, SD3, FLUX.1, FLUX.2, "
-                "Chroma, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1 and (ComfyUI 0.33+) Z-Image; other families "
-                "(PixArt, HunyuanDiT, ...) give the noise difference only.")}),
+                "Chroma, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1 and (ComfyUI 0.33+) Z-Image, Mage-Flow, "
+                "Krea 2 and JoyImage; other families (ERNIE-Image, Lens, PixArt, ...) give the noise difference only.")}),
             "clip": ("CLIP", {"tooltip": "Its text encoder; encodes the three quality prompts."}),
             "samples": ("LATENT", {"tooltip": "Finished candidates (any batch size), e.g. a KSampler output."}),
             "prompt": ("STRING", {"multiline": True, "default": "",

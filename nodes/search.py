@@ -29,7 +29,7 @@ def _sampling_inputs():
         "model": ("MODEL", {"tooltip": (
             "The diffusion model: any text-to-image family with signal 'noise difference'; the attention signal on "
             "SD1.x, SD2.x, SDXL, SD3, FLUX.1, FLUX.2, Chroma, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1 and "
-            "(ComfyUI 0.33+) Z-Image.")}),
+            "(ComfyUI 0.33+) Z-Image, Mage-Flow, Krea 2 and JoyImage.")}),
         "vae": ("VAE", {"tooltip": "Decodes candidates for the verifier."}),
         "verifier": (VERIFIER_TYPE, {"tooltip": "Scores candidates; higher is better (see the verifier nodes)."}),
         "positive": ("CONDITIONING", {"tooltip": "Positive conditioning, as for a KSampler."}),

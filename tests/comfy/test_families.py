@@ -16,9 +16,8 @@ SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8, "long
          "mage_flow": 16, "pixeldit": 1, "anima": 8, "hidream_o1": 1}
 # families whose attention the pack does not read (the others here, SD3, Chroma, FLUX.2 and Qwen-Image, have
 # FLUX.1's joint text-then-image layout); Z-Image's layers are tagged by hosts from 0.33 on, not by 0.3.75
-REFUSED = {"zimage": "Z-Image / Lumina 2", "ernie": "ERNIE-Image", "krea2": "Krea 2", "ideogram4": "Ideogram 4",
-           "lens": "Lens", "boogu": "Boogu-Image", "joyimage": "JoyImage", "mage_flow": "Mage-Flow",
-           "pixeldit": "PixelDiT", "anima": "Anima", "hidream_o1": "HiDream-O1"}
+REFUSED = {"zimage": "Z-Image / Lumina 2", "ernie": "ERNIE-Image", "ideogram4": "Ideogram 4", "lens": "Lens",
+           "boogu": "Boogu-Image", "pixeldit": "PixelDiT", "anima": "Anima", "hidream_o1": "HiDream-O1"}
 FIVE_D = ("qwen_image", "krea2", "joyimage", "anima")  # Wan 2.1 latents: (B, 16, 1, h, w)
 
 
@@ -181,13 +180,20 @@ def test_qwen_image_masks_of_the_wrong_batch_are_named(comfy_env):
 LAYOUT = {"hidream": lambda n, n_img: (0, n_img),  # image, then T5 and two Llama layers
           # HunyuanVideo's blocks: 0.3.75 builds them flipped (image, then text), 0.33 joins text (Qwen, then any
           # ByT5 glyphs) then image
-          "hunyuan_image21": lambda n, n_img: (0, n_img) if host_version() < (0, 33) else (n - n_img, 0)}
+          "hunyuan_image21": lambda n, n_img: (0, n_img) if host_version() < (0, 33) else (n - n_img, 0),
+          "mage_flow": lambda n, n_img: (n - n_img, 0),  # Qwen-Image's blocks: text, then image
+          "krea2": lambda n, n_img: (n - n_img, 0),  # one stream: text, then image
+          "joyimage": lambda n, n_img: (0, n_img)}  # image, then text
+PATCH = {"hidream": 2, "hunyuan_image21": 1, "mage_flow": 1, "krea2": 2, "joyimage": 2}  # latent cells per token side
+BLOCKS = {"hidream": ("double_stream_blocks", "single_stream_blocks"), "hunyuan_image21": ("double_blocks", "single_blocks"),
+          "mage_flow": ("transformer_blocks", None), "krea2": (None, "blocks"), "joyimage": ("double_blocks", None)}
 
 
 @pytest.mark.parametrize("family", sorted(LAYOUT))
 def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
     """The capture's cross-attention map of every block equals one computed here from the raw q, k of that call at
-    the layout the host's code has (HiDream tags no block: its calls are numbered double then single)."""
+    the layout the host's code has (HiDream tags no block: its calls are numbered double then single; Krea 2's text
+    fusion runs attention before any block, untagged, and is not read)."""
     import comfy.sample
     import nodes as comfy_nodes
 
@@ -203,7 +209,8 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
         glyphs = torch.randn(1, 5, 1472, generator=torch.Generator().manual_seed(4))
         pos = [[pos[0][0], {**pos[0][1], "conditioning_byt5small": glyphs}]]
     scale = SCALE[family]
-    latent = torch.zeros(1, tiny_models.FAMILY_SPECS[family]["latent_channels"], 64 // scale, 64 // scale)
+    frames = (1,) if family in FIVE_D else ()
+    latent = torch.zeros(1, tiny_models.FAMILY_SPECS[family]["latent_channels"], *frames, 64 // scale, 64 // scale)
     calls = []
 
     def logger(func, q, k, v, heads, *args, transformer_options=None, **kwargs):
@@ -216,7 +223,8 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
 
     logged = model.clone()
     logged.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = logger
-    def first_text_token(conditioning):  # HiDream: T5 and two Llama streams; HunyuanImage: the Qwen stream
+
+    def first_text_token(conditioning):  # HiDream: T5 and two Llama streams; the others: their one text stream
         one_hot = torch.zeros(3 * 128 if family == "hidream" else conditioning[0][0].shape[1])
         one_hot[0] = 1.0
         return one_hot
@@ -226,14 +234,13 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
     with torch.inference_mode():
         comfy.sample.sample(pack._capture.patched_clone(logged, recorder), torch.randn_like(latent), 1, 4.0, "euler",
                             "normal", pos, neg, latent, seed=1, disable_pbar=True)
-    blocks = ["double"] * len(getattr(model.model.diffusion_model, "double_blocks", None)
-                              or model.model.diffusion_model.double_stream_blocks)
-    blocks += ["single"] * len(getattr(model.model.diffusion_model, "single_blocks", None)
-                               or model.model.diffusion_model.single_stream_blocks)
+    unet = model.model.diffusion_model
+    blocks = [name for name, attribute in zip(("double", "single"), BLOCKS[family], strict=True) if attribute
+              for _ in getattr(unet, attribute)]
     # one attention call per block and cond batch (cond and uncond batch together where their text lengths agree)
     assert calls and len(calls) % len(blocks) == 0
     assert recorder.layers_seen == {(name, blocks[:i].count(name)) for i, name in enumerate(blocks)}
-    n_img = latent.shape[-2] * latent.shape[-1] // (2 if family == "hidream" else 1) ** 2
+    n_img = latent.shape[-2] * latent.shape[-1] // PATCH[family] ** 2
     sums, counts = {0: 0, 1: 0}, {0: 0, 1: 0}
     for q, k, cond_or_uncond in calls:
         img_start, text_start = LAYOUT[family](q.shape[2], n_img)

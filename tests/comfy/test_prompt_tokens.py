@@ -9,8 +9,8 @@ import pytest
 import torch
 
 PROMPT = "a red cube on a wooden table"
-TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image", "hunyuan_image21")
-DROPS_TEMPLATE_START = ("qwen_image", "longcat_image", "hunyuan_image21")  # the encoder cuts it from its output
+TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image", "hunyuan_image21", "mage_flow", "krea2", "joyimage", "lens")
+DROPS_TEMPLATE_START = ("qwen_image", "longcat_image", "hunyuan_image21", "mage_flow", "krea2", "joyimage")  # the encoder cuts it from its output
 
 
 @pytest.fixture(params=TEMPLATED)
