@@ -50,7 +50,7 @@ class AttentionRecorder:
         self.patch = patch  # latent cells per FLUX-layout image token along each side
         self.text_prefix = text_prefix  # learned tokens before the text in the joint attention (SD3 registers)
         self.text_multiple = text_multiple  # the text is padded to a multiple of this before the image (Z-Image)
-        self.layout = layout  # "text first" (FLUX.1's), "image first" or "image last" (_model_family.joint_token_order)
+        self.layout = layout  # "text first" (FLUX.1's) or another _model_family.joint_token_order
         self.weights_cover_text = weights_cover_text  # image-first/last: the text is exactly the weights' length
         self.blocks_in_call_order = blocks_in_call_order  # (double, single) for hosts that tag no block (HiDream)
         self.calls = 0  # attention calls seen in the current model evaluation
@@ -206,6 +206,12 @@ class AttentionRecorder:
     def joint_tokens(self, n_tokens, opts, layer, cond_or_uncond):
         """(first image token, image tokens, first text token) of one joint attention call, or None to skip it."""
         expected = math.ceil(self.latent_hw[0] / self.patch) * math.ceil(self.latent_hw[1] / self.patch)
+        if self.layout == "image first, text last":  # the text is the last tokens, exactly the weights' length
+            n_text = self.text_length(cond_or_uncond)
+            if n_text is None or n_tokens - n_text < expected:
+                self.skip_once(layer, n_tokens, expected)
+                return None
+            return 0, expected, n_tokens - n_text
         if self.layout in ("image first", "image last"):
             if not self.text_fits(n_tokens - expected, cond_or_uncond):
                 self.skip_once(layer, n_tokens, expected)
@@ -221,6 +227,11 @@ class AttentionRecorder:
             return None
         n_img = self.flux_image_tokens(n_tokens - n_txt, layer)
         return None if n_img is None else (n_txt, n_img, prefix)
+
+    def text_length(self, cond_or_uncond):
+        """The prompt weights' length, shared by every conditioning in the call (None where they differ or none)."""
+        lengths = {self.token_weights[c].shape[0] for c in cond_or_uncond if c is not None}
+        return lengths.pop() if len(lengths) == 1 else None
 
     def text_fits(self, n_text, cond_or_uncond):
         """Whether `n_text` tokens beside the image hold the prompt weights of every conditioning in the call."""

@@ -36,6 +36,8 @@ FAMILY_TABLE = {
     "PixelDiTT2I": ("pixeldit", "PixelDiT", 1),
     "Anima": ("anima", "Anima", 8),
     "HiDreamO1": ("hidream_o1", "HiDream-O1", 1),
+    "AuraFlow": ("auraflow", "AuraFlow", 8),
+    "Omnigen2": ("omnigen2", "OmniGen2", 8),
     "PixArt": ("pixart", "PixArt", 8),
     "HunyuanDiT": ("hunyuan_dit", "HunyuanDiT", 8),
 }
@@ -46,6 +48,7 @@ _ATTENTION_FAMILIES = ("SD1.x, SD2.x, SDXL, SD3 / 3.5, FLUX.1, FLUX.2, Chroma, Q
 # then those whose order differs
 _TEXT_FIRST = ("Chroma", "Flux2", "QwenImage", "SD3", "LongCatImage", "MageFlow", "Krea2")
 _IMAGE_FIRST = ("HiDream", "JoyImage")  # image tokens, then the text's (HiDream: T5's and two Llama layers')
+_TEXT_LAST = ("JoyImage",)  # ... with any reference images' tokens between the image and the text
 _IMAGE_LAST = ("HunyuanImage21",)  # image and text (Qwen2.5-VL, then any ByT5 glyphs), the order by host version
 
 
@@ -99,9 +102,11 @@ def untagged_joint_blocks(model):
 def joint_token_order(model):
     """How a joint-attention family orders its tokens: "text first" (FLUX.1's, and most), "image first" (HiDream:
     the image's tokens, then T5's and the Llama layers'; HunyuanImage 2.1 on hosts whose HunyuanVideo blocks are
-    built flipped, 0.3.75) or "image last" (HunyuanImage 2.1 on 0.33: all text, Qwen then any ByT5 glyph tokens,
-    then exactly the image's tokens)."""
+    built flipped, 0.3.75), "image first, text last" (JoyImage: reference images' tokens may sit between) or
+    "image last" (HunyuanImage 2.1 on 0.33: all text, Qwen then any ByT5 glyph tokens, then exactly the image's)."""
     name = type(model.model).__name__
+    if name in _TEXT_LAST:
+        return "image first, text last"
     if name in _IMAGE_FIRST:
         return "image first"
     if name in _IMAGE_LAST:

@@ -50,7 +50,7 @@ class LoTTSQualityAttentionCapture:
                              "tooltip": "Seed of the re-noising; same seed, same maps."}),
             "layers": ("STRING", {"default": "auto", "tooltip": (
                 "Which attention layers to read. 'auto': UNet blocks at 1/2 resolution or lower, all FLUX double "
-                "blocks. 'all', or a list such as 'input:4, middle:0, output:3' (UNet) or 'double:10-18' (FLUX).")}),
+                "blocks (single ones where a model has no others). 'all', or a list such as 'input:4, middle:0, output:3' (UNet) or 'double:10-18' (FLUX).")}),
         }}
 
     def capture(self, model, clip, samples, prompt, high_quality_template, low_quality_template,

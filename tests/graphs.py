@@ -2,18 +2,28 @@
 
 
 def empty_latent_node(family):
-    """The empty-latent node users pair with each family (16 channels; FLUX.2: 128 at 1/16; Qwen-Image's
-    4-D latent becomes 5-D in the sampler)."""
+    """The empty-latent node users pair with each family (16 channels; FLUX.2's: 128 at 1/16; Qwen-Image's and the
+    other Wan 2.1 latents' 4-D latent becomes 5-D in the sampler)."""
     if family == "flux2":
         return "EmptyFlux2LatentImage"
     if family == "hunyuan_image21":
         return "EmptyHunyuanImageLatent"  # 64 channels at 1/32
     if family in ("ernie", "ideogram4", "lens", "mage_flow"):
         return "EmptyFlux2LatentImage"  # FLUX.2's latent
-    if family in ("pixeldit", "hidream_o1"):  # pixel space: the "latent" is the image
-        return {"pixeldit": "EmptyChromaRadianceLatentImage", "hidream_o1": "EmptyHiDreamO1LatentImage"}[family]
+    if family == "hidream_o1":  # pixel space: the "latent" is the image
+        return "EmptyHiDreamO1LatentImage"
+    if family in ("pixeldit", "chroma_radiance"):  # pixel space too
+        return "EmptyChromaRadianceLatentImage"
     # Anima's 4-channel empty latent is widened to its 16-channel 5-D one by the sampler, as for users
-    return "EmptyLatentImage" if family in ("sd15", "sd21", "sdxl", "anima") else "EmptySD3LatentImage"
+    four_channels = ("sd15", "sd21", "sdxl", "anima", "auraflow", "pixart", "hunyuan_dit")
+    return "EmptyLatentImage" if family in four_channels else "EmptySD3LatentImage"
+
+
+IMAGE_SIDE = {"pixart": 320}  # ComfyUI's PixArt divides by zero at 256 px and below; the others take 64
+
+
+def image_side(family):
+    return IMAGE_SIDE.get(family, 64)
 
 
 def candidates_graph(family, batch=2, steps=3, cfg=4.0, prompt="a red circle"):
@@ -23,7 +33,8 @@ def candidates_graph(family, batch=2, steps=3, cfg=4.0, prompt="a red circle"):
         "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": prompt}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+        "4": {"class_type": empty, "inputs": {"width": image_side(family), "height": image_side(family),
+                                            "batch_size": batch}},
         "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
                                                    "latent_image": ["4", 0], "seed": 3, "steps": steps, "cfg": cfg,
                                                    "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
@@ -42,7 +53,8 @@ def search_graph(family, n=3, seeds=1, refinements=2, rounds=1, batch=1, signal=
         "1": {"class_type": "LoTTSTestTinyModels", "inputs": {"family": family}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": empty, "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+        "4": {"class_type": empty, "inputs": {"width": image_side(family), "height": image_side(family),
+                                            "batch_size": batch}},
         "6": {"class_type": "LoTTSTestContrastVerifier", "inputs": {}},
         "10": {"class_type": "LoTTSTestCountingModel", "inputs": {"model": ["1", 0], "label": f"bon-{family}"}},
         "11": {"class_type": "LoTTSTestCountingModel", "inputs": {"model": ["1", 0], "label": f"lotts-{family}"}},

@@ -13,11 +13,14 @@ from graphs import STEPS, candidates_graph, search_graph, with_options
 # independent of the pack's table: pixels per latent cell of each family's VAE
 SCALE = {"sd3": 8, "chroma": 8, "flux2": 16, "zimage": 8, "qwen_image": 8, "longcat_image": 8, "hidream": 8,
          "hunyuan_image21": 32, "ernie": 16, "krea2": 8, "ideogram4": 16, "lens": 16, "boogu": 8, "joyimage": 8,
-         "mage_flow": 16, "pixeldit": 1, "anima": 8, "hidream_o1": 1}
+         "mage_flow": 16, "pixeldit": 1, "anima": 8, "hidream_o1": 1, "lumina2": 8, "auraflow": 8, "omnigen2": 8,
+         "chroma_radiance": 1, "pixart": 8, "hunyuan_dit": 8}
 # families whose attention the pack does not read (the others here, SD3, Chroma, FLUX.2 and Qwen-Image, have
 # FLUX.1's joint text-then-image layout); Z-Image's layers are tagged by hosts from 0.33 on, not by 0.3.75
 REFUSED = {"zimage": "Z-Image / Lumina 2", "ernie": "ERNIE-Image", "ideogram4": "Ideogram 4", "lens": "Lens",
-           "boogu": "Boogu-Image", "pixeldit": "PixelDiT", "anima": "Anima", "hidream_o1": "HiDream-O1"}
+           "boogu": "Boogu-Image", "pixeldit": "PixelDiT", "anima": "Anima", "hidream_o1": "HiDream-O1",
+           "lumina2": "Z-Image / Lumina 2", "auraflow": "AuraFlow", "omnigen2": "OmniGen2",
+           "chroma_radiance": "Chroma Radiance", "pixart": "PixArt", "hunyuan_dit": "HunyuanDiT"}
 FIVE_D = ("qwen_image", "krea2", "joyimage", "anima")  # Wan 2.1 latents: (B, 16, 1, h, w)
 
 
@@ -30,7 +33,7 @@ def host_version():
 @pytest.fixture
 def refused(comfy_env):
     """Families refused attention on this host -> their display names."""
-    return {k: v for k, v in REFUSED.items() if not (k == "zimage" and host_version() >= (0, 33))}
+    return {k: v for k, v in REFUSED.items() if not (k in ("zimage", "lumina2") and host_version() >= (0, 33))}
 SIGNALS = ("noise difference", "attention", "attention + noise difference")
 
 
@@ -176,14 +179,15 @@ def test_qwen_image_masks_of_the_wrong_batch_are_named(comfy_env):
 
 
 # where each joint-attention family puts the image's tokens, read from the host's model code, independent of the pack:
-# (first image token, first text token) given the call's token count and the image's token count
-LAYOUT = {"hidream": lambda n, n_img: (0, n_img),  # image, then T5 and two Llama layers
+# (first image token, first text token) given the call's token count, the image's and the text's
+LAYOUT = {"hidream": lambda n, n_img, n_text: (0, n_img),  # image, then T5 and two Llama layers
           # HunyuanVideo's blocks: 0.3.75 builds them flipped (image, then text), 0.33 joins text (Qwen, then any
           # ByT5 glyphs) then image
-          "hunyuan_image21": lambda n, n_img: (0, n_img) if host_version() < (0, 33) else (n - n_img, 0),
-          "mage_flow": lambda n, n_img: (n - n_img, 0),  # Qwen-Image's blocks: text, then image
-          "krea2": lambda n, n_img: (n - n_img, 0),  # one stream: text, then image
-          "joyimage": lambda n, n_img: (0, n_img)}  # image, then text
+          "hunyuan_image21": lambda n, n_img, n_text: (0, n_img) if host_version() < (0, 33) else (n - n_img, 0),
+          "mage_flow": lambda n, n_img, n_text: (n_text, 0),  # Qwen-Image's blocks: text, image, reference images
+          "krea2": lambda n, n_img, n_text: (n_text, 0),  # one stream: text, image, reference images
+          "joyimage": lambda n, n_img, n_text: (0, n - n_text)}  # image, reference images, text
+REFERENCES = ("mage_flow", "krea2", "joyimage")  # the positive prompt carries a reference image's latent too
 PATCH = {"hidream": 2, "hunyuan_image21": 1, "mage_flow": 1, "krea2": 2, "joyimage": 2}  # latent cells per token side
 BLOCKS = {"hidream": ("double_stream_blocks", "single_stream_blocks"), "hunyuan_image21": ("double_blocks", "single_blocks"),
           "mage_flow": ("transformer_blocks", None), "krea2": (None, "blocks"), "joyimage": ("double_blocks", None)}
@@ -211,6 +215,9 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
     scale = SCALE[family]
     frames = (1,) if family in FIVE_D else ()
     latent = torch.zeros(1, tiny_models.FAMILY_SPECS[family]["latent_channels"], *frames, 64 // scale, 64 // scale)
+    if family in REFERENCES:  # an edit's reference image: its tokens follow the candidate's
+        reference = torch.randn(latent.shape, generator=torch.Generator().manual_seed(5))
+        pos = [[pos[0][0], {**pos[0][1], "reference_latents": [reference], "reference_latents_method": "index"}]]
     calls = []
 
     def logger(func, q, k, v, heads, *args, transformer_options=None, **kwargs):
@@ -242,8 +249,12 @@ def test_joint_attention_is_read_at_the_family_token_layout(comfy_env, family):
     assert recorder.layers_seen == {(name, blocks[:i].count(name)) for i, name in enumerate(blocks)}
     n_img = latent.shape[-2] * latent.shape[-1] // PATCH[family] ** 2
     sums, counts = {0: 0, 1: 0}, {0: 0, 1: 0}
+    text_lengths = {0: weights[0].shape[0], 1: weights[1].shape[0]}
     for q, k, cond_or_uncond in calls:
-        img_start, text_start = LAYOUT[family](q.shape[2], n_img)
+        n_text = text_lengths[cond_or_uncond[0]]
+        if family in REFERENCES and cond_or_uncond == [0]:
+            assert q.shape[2] == n_text + 2 * n_img  # the reference's tokens are in the call
+        img_start, text_start = LAYOUT[family](q.shape[2], n_img, n_text)
         key_weights = torch.zeros(q.shape[0], q.shape[2])
         key_weights[:, text_start] = 1.0
         ca = attention_maps.attention_to_tokens(q[:, :, img_start:img_start + n_img], k, key_weights)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 PROMPT = "a red cube on a wooden table"
-TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image", "hunyuan_image21", "mage_flow", "krea2", "joyimage", "lens")
+TEMPLATED = ("zimage", "qwen_image", "flux2", "longcat_image", "hunyuan_image21", "mage_flow", "krea2", "joyimage")
 DROPS_TEMPLATE_START = ("qwen_image", "longcat_image", "hunyuan_image21", "mage_flow", "krea2", "joyimage")  # the encoder cuts it from its output
 
 

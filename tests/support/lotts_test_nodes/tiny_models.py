@@ -25,13 +25,14 @@ import comfy.taesd.taesd
 import comfy.text_encoders.flux
 import torch
 
-from . import newer_families
+from . import more_families
 
-NEWER_FAMILIES = ("ernie", "krea2", "ideogram4", "lens", "boogu", "joyimage", "mage_flow", "pixeldit", "anima",
-                  "hidream_o1")  # ComfyUI 0.33 and newer (newer_families.py)
+MORE_FAMILIES = ("lumina2", "auraflow", "omnigen2", "chroma_radiance", "pixart", "hunyuan_dit",  # both hosts
+                 "ernie", "krea2", "ideogram4", "lens", "boogu", "joyimage", "mage_flow", "pixeldit", "anima",
+                 "hidream_o1")  # ComfyUI 0.33 and newer; more_families.py
 
 FAMILIES = ("sd15", "sd21", "sdxl", "flux", "sd3", "chroma", "flux2", "zimage", "qwen_image", "longcat_image",
-            "hunyuan_image21", "hidream", *NEWER_FAMILIES)
+            "hunyuan_image21", "hidream", *MORE_FAMILIES)
 
 _UNET_COMMON = {
     "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
@@ -175,9 +176,16 @@ _NEW_FAMILY_SPECS = {
                     clip_options={"clip_l_model_config": _CLIP_TINY, "clip_g_model_config": _CLIP_TINY,
                                   "t5xxl_model_config": _T5_TINY, "llama_model_config": _LLAMA_TINY},
                     latent_channels=16),
+
+    # Lumina 2: Z-Image's NextDiT class with the original settings (as model_detection sets for dim 2304: GQA 24 / 8
+    # heads -> kept 3:1 here, 3 equal-ish rope axes, theta 1e4, ffn x4, no Z-Image modulation / time scale / token
+    # padding); [caption ; image] in one joint sequence after separate context / noise refiners. Text = Gemma 2's
+    # second-to-last hidden state; Gemma's SentencePiece model ships only inside checkpoints ("spiece_model"), so a
+    # tiny one is trained in code (vocabularies.gemma_tokenizer_data). The tokenizer adds only BOS: the system-prompt
+    # template "<system> <Prompt Start> <prompt>" is added by the CLIPTextEncodeLumina2 node, not the tokenizer.
 }
 FAMILY_SPECS.update({k: v for k, v in _NEW_FAMILY_SPECS.items() if v["config_class"] is not None})
-FAMILY_SPECS.update(newer_families.specs(_LLAMA_TINY))
+FAMILY_SPECS.update(more_families.specs(_LLAMA_TINY, _T5_TINY))
 # families this host cannot build, and why (the tests skip with the reason)
 UNAVAILABLE = {k: "this host has no model class for it" for k in FAMILIES if k not in FAMILY_SPECS}
 _LLAMA_TOKENIZER = pathlib.Path(comfy.text_encoders.flux.__file__).parent / "llama_tokenizer" / "tokenizer.json"
@@ -195,6 +203,8 @@ def _accepted(unet):
         params = importlib.import_module("comfy.ldm.chroma.model").ChromaParams
     if model == "hunyuan_video":
         params = importlib.import_module("comfy.ldm.hunyuan_video.model").HunyuanVideoParams
+    if model == "chroma_radiance":  # 0.33 added fields 0.3.75 rejects
+        params = importlib.import_module("comfy.ldm.chroma_radiance.model").ChromaRadianceParams
     if params is not None:
         fields = {f.name for f in dataclasses.fields(params)} | {"image_model"}
         return {k: v for k, v in unet.items() if k in fields}

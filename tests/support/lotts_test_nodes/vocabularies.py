@@ -66,6 +66,29 @@ def gemma_tokenizer_data():
     return {"spiece_model": as_checkpoint_tensor(buffer.getvalue())}
 
 
+# text the tiny mT5 SentencePiece model is trained on: English and Chinese (Hunyuan-DiT is bilingual)
+_MT5_TEXT = (
+    "a red circle", "a blue square on a wooden table", "A photo of a cat sleeping on a sunny windowsill.",
+    "a bustling city street at dusk with glowing street lamps", "an oil painting of mountains and a lake",
+    "一个红色的圆", "木桌上的蓝色正方形", "一只猫在阳光明媚的窗台上睡觉", "黄昏时分繁华的城市街道", "山和湖的油画",
+    "0123456789", "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ",  # every Latin letter, so no <unk>
+)
+
+
+def mt5_tokenizer_data():
+    """A tiny mT5-style SentencePiece model, trained here (mT5-XL's spiece.model ships only inside Hunyuan-DiT
+    text-encoder checkpoints, under "mt5xl.spiece_model"; ComfyUI does not bundle it). mT5's special ids (pad 0,
+    eos 1, unk 2, no bos), unigram, NFKC normalisation, dummy prefix; trained on one thread, so deterministic."""
+    import sentencepiece  # a ComfyUI requirement
+
+    buffer = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(_MT5_TEXT), model_writer=buffer, model_type="unigram", vocab_size=160,
+        hard_vocab_limit=False, character_coverage=1.0, normalization_rule_name="nmt_nfkc", add_dummy_prefix=True,
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, num_threads=1, minloglevel=2)
+    return {"mt5xl.spiece_model": as_checkpoint_tensor(buffer.getvalue())}
+
+
 # GPT-OSS's o200k_harmony tokenizer.json ships only inside Lens text-encoder checkpoints (a uint8 "tokenizer_json"
 # tensor that comfy.sd hands over as tokenizer_data). This builds a small one in the same HF format: the o200k split
 # regex + byte-level BPE (ignore_merges, as converted tiktoken vocabularies), the Harmony special tokens at their real
