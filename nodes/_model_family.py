@@ -60,11 +60,11 @@ def _table_entry(model):
 
 
 def _has_flux_layout(model):
-    """FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image, LongCat-Image and SD3: text tokens then the image's patch tokens
-    through one joint attention, tagged block_type / block_index by the host (by the capture's block patch on SD3,
-    see `untagged_joint_blocks`; by call order on HiDream, see `blocks_in_call_order`). HiDream and HunyuanImage 2.1
-    order the tokens otherwise (`joint_token_order`). Chroma Radiance (pixel patches)
-    shares FLUX's classes, not its layout."""
+    """Joint text-image attention the capture can read: FLUX.1, FLUX.2 / Klein, Chroma, Qwen-Image, LongCat-Image,
+    SD3, Mage-Flow and Krea 2 (text tokens, then the image's patch tokens), HiDream, JoyImage and HunyuanImage 2.1
+    (another order, see `joint_token_order`), tagged block_type / block_index by the host (by the capture's block
+    patch on SD3, see `untagged_joint_blocks`; by call order on HiDream, see `blocks_in_call_order`). Chroma Radiance
+    (pixel patches) shares FLUX's classes, not its layout."""
     base = model.model
     if type(base).__name__ in _TEXT_FIRST + _IMAGE_FIRST + _IMAGE_LAST:
         return True
@@ -116,10 +116,10 @@ def joint_token_order(model):
 
 
 def weights_cover_all_text(model):
-    """HiDream's and JoyImage's prompt weights span every text token of their attention (HiDream: T5 and both Llama
-    streams), so a call with more tokens than image + text is not the layout read here (an edit model's image
-    condition widens the image)."""
-    return type(model.model).__name__ in _IMAGE_FIRST
+    """HiDream's prompt weights span every text token of its attention (T5 and both Llama streams), so a call with
+    more tokens than image + text is not the layout read here (an edit model's image condition widens the image).
+    JoyImage's text is read from the end at the weights' length instead (`joint_token_order`)."""
+    return type(model.model).__name__ in _IMAGE_FIRST and type(model.model).__name__ not in _TEXT_LAST
 
 
 def auto_block_type(model):
@@ -151,7 +151,8 @@ def patch_size(model):
 
 def architecture(model):
     """'unet' (SD1.x, SD2.x, SDXL and other ComfyUI UNets) or 'flux' (joint text-image attention: FLUX.1, FLUX.2,
-    Chroma, Qwen-Image, SD3, HiDream, HunyuanImage 2.1, ...), where the capture can read attention; 'noise only' for every other family ComfyUI samples with a text conditioning."""
+    Chroma, Qwen-Image, SD3, HiDream, HunyuanImage 2.1, ...), where the capture can read attention; 'noise only' for
+    every other family ComfyUI samples with a text conditioning."""
     base = getattr(model, "model", None)
     if getattr(base, "diffusion_model", None) is None:
         raise ValueError(f"model: {type(base).__name__} has no diffusion model; connect a text-to-image MODEL")

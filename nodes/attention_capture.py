@@ -31,7 +31,8 @@ class LoTTSQualityAttentionCapture:
             "model": ("MODEL", {"tooltip": (
                 "The model that made the candidates. Attention is read on SD1.x, SD2.x, SDXL, SD3, FLUX.1, FLUX.2, "
                 "Chroma, Qwen-Image, LongCat-Image, HiDream, HunyuanImage 2.1 and (ComfyUI 0.33+) Z-Image, Mage-Flow, "
-                "Krea 2 and JoyImage; other families (ERNIE-Image, Lens, PixArt, ...) give the noise difference only.")}),
+                "Krea 2 and JoyImage; other families (ERNIE-Image, Lens, PixArt, ...) give the noise difference "
+                "only.")}),
             "clip": ("CLIP", {"tooltip": "Its text encoder; encodes the three quality prompts."}),
             "samples": ("LATENT", {"tooltip": "Finished candidates (any batch size), e.g. a KSampler output."}),
             "prompt": ("STRING", {"multiline": True, "default": "",
@@ -50,7 +51,8 @@ class LoTTSQualityAttentionCapture:
                              "tooltip": "Seed of the re-noising; same seed, same maps."}),
             "layers": ("STRING", {"default": "auto", "tooltip": (
                 "Which attention layers to read. 'auto': UNet blocks at 1/2 resolution or lower, all FLUX double "
-                "blocks (single ones where a model has no others). 'all', or a list such as 'input:4, middle:0, output:3' (UNet) or 'double:10-18' (FLUX).")}),
+                "blocks (single ones where a model has no others). 'all', or a list such as "
+                "'input:4, middle:0, output:3' (UNet) or 'double:10-18' (FLUX).")}),
         }}
 
     def capture(self, model, clip, samples, prompt, high_quality_template, low_quality_template,
