@@ -88,7 +88,8 @@ def _dropped_template_start(clip, key, ids, n_tokens):
 
 def _stream_weights(clip, full, key, prompt, n_tokens):
     ids, content = _flat_tokens(full[key])
-    if getattr(clip.tokenizer, "llama_template", None) is not None or hasattr(clip.tokenizer, "T2I_PREFIX"):
+    templated = getattr(clip.tokenizer, "llama_template", None) is not None or hasattr(clip.tokenizer, "T2I_PREFIX")
+    if templated:
         positions = _positions_by_ids(clip, key, ids, prompt)
         if positions is not None:
             dropped = _dropped_template_start(clip, key, ids, n_tokens)
@@ -105,7 +106,7 @@ def _stream_weights(clip, full, key, prompt, n_tokens):
     start = _find_run(content_ids, prompt_ids) if prompt_ids else -1
     if start >= 0:
         positions = positions[start:start + len(prompt_ids)]
-    else:  # the prompt alone is spelled otherwise than after the template's words (Gemma's SentencePiece): by ids
+    elif not templated:  # the prompt alone is spelled otherwise after the template's words (Gemma): by ids
         positions = _positions_by_ids(clip, key, ids, prompt) or positions
     weights = torch.zeros(n_tokens)
     positions = [p for p in positions if p < n_tokens]
