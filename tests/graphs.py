@@ -4,12 +4,10 @@
 def empty_latent_node(family):
     """The empty-latent node users pair with each family (16 channels; FLUX.2's: 128 at 1/16; Qwen-Image's and the
     other Wan 2.1 latents' 4-D latent becomes 5-D in the sampler)."""
-    if family == "flux2":
-        return "EmptyFlux2LatentImage"
+    if family in ("flux2", "ernie", "ideogram4", "lens", "mage_flow"):
+        return "EmptyFlux2LatentImage"  # FLUX.2's latent
     if family == "hunyuan_image21":
         return "EmptyHunyuanImageLatent"  # 64 channels at 1/32
-    if family in ("ernie", "ideogram4", "lens", "mage_flow"):
-        return "EmptyFlux2LatentImage"  # FLUX.2's latent
     if family == "hidream_o1":  # pixel space: the "latent" is the image
         return "EmptyHiDreamO1LatentImage"
     if family in ("pixeldit", "chroma_radiance"):  # pixel space too

@@ -184,8 +184,8 @@ _NEW_FAMILY_SPECS = {
     # tiny one is trained in code (vocabularies.gemma_tokenizer_data). The tokenizer adds only BOS: the system-prompt
     # template "<system> <Prompt Start> <prompt>" is added by the CLIPTextEncodeLumina2 node, not the tokenizer.
 }
-FAMILY_SPECS.update({k: v for k, v in _NEW_FAMILY_SPECS.items() if v["config_class"] is not None})
-FAMILY_SPECS.update(more_families.specs(_LLAMA_TINY, _T5_TINY))
+FAMILY_SPECS.update({k: v for k, v in {**_NEW_FAMILY_SPECS, **more_families.specs(_LLAMA_TINY, _T5_TINY)}.items()
+                     if v["config_class"] is not None})
 # families this host cannot build, and why (the tests skip with the reason)
 UNAVAILABLE = {k: "this host has no model class for it" for k in FAMILIES if k not in FAMILY_SPECS}
 _LLAMA_TOKENIZER = pathlib.Path(comfy.text_encoders.flux.__file__).parent / "llama_tokenizer" / "tokenizer.json"
