@@ -81,9 +81,6 @@ class AttentionRecorder:
     def _weights_for_rows(self, cond_or_uncond, rows_per_chunk, n_keys, device, pad_front=0):
         rows = []
         for cond_index in cond_or_uncond:
-            if cond_index is None:  # rows the capture does not read (the sampler's unconditional pass)
-                rows.append(torch.zeros(rows_per_chunk, n_keys, device=device))
-                continue
             w = self.token_weights[cond_index]
             if w.shape[0] + pad_front < n_keys:
                 w = torch.nn.functional.pad(w, (pad_front, n_keys - w.shape[0] - pad_front))
@@ -91,6 +88,21 @@ class AttentionRecorder:
                 w = torch.nn.functional.pad(w, (pad_front, 0))[:n_keys]
             rows.append(w[:n_keys].to(device).expand(rows_per_chunk, -1))
         return torch.cat(rows, dim=0)
+
+    @staticmethod
+    def rows_read(cond_or_uncond, *batched):
+        """Only the rows of conditionings the capture reads: within sampling the sampler's unconditional pass
+        shares the batch, and its read-out would be computed only to be dropped."""
+        if None not in cond_or_uncond:
+            return cond_or_uncond, batched
+        rows = batched[0].shape[0] // len(cond_or_uncond)
+        kept = [i for i, c in enumerate(cond_or_uncond) if c is not None]
+        if not kept:
+            return [], batched
+        if kept == list(range(kept[0], kept[-1] + 1)):  # one run of rows: views, no copies
+            return [cond_or_uncond[i] for i in kept], tuple(t[kept[0] * rows:(kept[-1] + 1) * rows] for t in batched)
+        index = torch.cat([torch.arange(i * rows, (i + 1) * rows) for i in kept])
+        return [cond_or_uncond[i] for i in kept], tuple(t[index.to(t.device)] for t in batched)
 
     def record(self, layer, q_img, k_img, ca, cond_or_uncond, grid_hw):
         """ca: (B_total, N) cross-attention per image token; q_img/k_img: (B_total, h, N, d) self-attention."""
@@ -100,8 +112,6 @@ class AttentionRecorder:
         maps = defect_map.resize_maps(maps.float(), *self.latent_hw).reshape(ca.shape[0], 2, *self.latent_hw)
         rows = ca.shape[0] // len(cond_or_uncond)
         for chunk, cond_index in enumerate(cond_or_uncond):
-            if cond_index is None:
-                continue
             part = maps[chunk * rows:(chunk + 1) * rows].cpu()
             self.sums[cond_index] = self.sums.get(cond_index, 0) + part
             self.counts[cond_index] = self.counts.get(cond_index, 0) + 1
@@ -138,9 +148,13 @@ class AttentionRecorder:
                 return out
             heads = extra_options["n_heads"]
             cond_or_uncond = [self.cond_indices[c] for c in extra_options["cond_or_uncond"]]
-            weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), k.shape[1], q.device)
-            ca = attention_maps.attention_to_tokens(attention_maps.split_heads(q, heads),
-                                                    attention_maps.split_heads(k, heads), weights)
+            cond_or_uncond, (q_read, k_read, *pending) = self.rows_read(
+                cond_or_uncond, attention_maps.split_heads(q, heads), attention_maps.split_heads(k, heads), *pending)
+            if not cond_or_uncond:
+                return out
+            weights = self._weights_for_rows(cond_or_uncond, q_read.shape[0] // len(cond_or_uncond), k.shape[1],
+                                             q.device)
+            ca = attention_maps.attention_to_tokens(q_read, k_read, weights)
             shape = extra_options.get("activations_shape")
             grid = (shape[-2], shape[-1]) if shape is not None else attention_maps.grid_shape(q.shape[1],
                                                                                                *self.latent_hw)
@@ -183,6 +197,9 @@ class AttentionRecorder:
         if located is None or not self.wants(layer, located[1]):
             return
         img_start, n_img, text_start = located
+        cond_or_uncond, (q, k) = self.rows_read(cond_or_uncond, q, k)
+        if not cond_or_uncond:
+            return
         weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
                                          pad_front=text_start)
         q_img, k_img = q[:, :, img_start:img_start + n_img], k[:, :, img_start:img_start + n_img]

@@ -113,3 +113,43 @@ def test_noise_difference_skips_the_original_prompt_and_batches_as_cfg_does(comf
     assert lean["model_evaluations"] == sum(lean_rows) == 2 * 2 * 2 and lean["prompts_evaluated"] == ["high", "low"]
     assert max(full_rows + lean_rows) <= 2 * 2  # two conditionings x two candidates per call, as a CFG step
     torch.testing.assert_close(lean["noise_difference"], full["noise_difference"], rtol=1e-4, atol=1e-5)
+
+
+def test_recorder_reads_only_the_rows_of_conditionings_it_records(comfy_env):
+    """rows_read keeps exactly the rows of recorded conditionings, in order, for any place of the unread ones."""
+    rows_read = comfy_env.pack.nodes._capture.AttentionRecorder.rows_read
+    for conds, kept_rows in [([0, None, 1], [0, 1, 4, 5]), ([None, 2], [2, 3]), ([1, None], [0, 1]),
+                             ([0, 1, 2], [0, 1, 2, 3, 4, 5]), ([None, None, None], [])]:
+        batch = torch.arange(2.0 * len(conds))[:, None].expand(-1, 3)  # two rows per conditioning
+        kept, (out,) = rows_read(conds, batch)
+        assert kept == [c for c in conds if c is not None]
+        if kept:
+            assert out[:, 0].tolist() == kept_rows
+
+
+def test_within_sampling_maps_ignore_the_unconditional_rows(comfy_env, tiny, family):
+    """Within sampling the sampler's unconditional pass shares the batch and is not read: the first step's maps of
+    the conditional pass are the same whether the unconditional rows are in the batch (cfg 4) or not (cfg 1)."""
+    import comfy.sample
+    import nodes as comfy_nodes
+
+    pack = comfy_env.pack.nodes
+    model, clip, _ = tiny(family)
+    (pos,) = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle")
+    (neg,) = comfy_nodes.CLIPTextEncode().encode(clip, "a blue square")
+    channels = 16 if family in ("flux", "chroma") else 4
+    latent = torch.zeros(1, channels, 8, 8)
+
+    def first_step_maps(cfg):
+        weights = torch.zeros(pos[0][0].shape[1])
+        weights[1:4] = 1 / 3  # a few prompt tokens (all of them would sum the softmax to a constant map)
+        recorder = pack._capture.AttentionRecorder((8, 8), {0: weights}, "all",
+                                                   pack._model_family.architecture(model))
+        recorder.cond_indices = [0, None]  # the sampler's cond is read, its uncond is not
+        with torch.inference_mode():
+            comfy.sample.sample(pack._capture.patched_clone(model, recorder), comfy.sample.prepare_noise(latent, 3),
+                                1, cfg, "euler", "normal", pos, neg, latent, seed=3, disable_pbar=True)
+        assert recorder.layers_seen, "nothing recorded"
+        return recorder.averaged(0)
+
+    torch.testing.assert_close(first_step_maps(4.0), first_step_maps(1.0), rtol=1e-4, atol=1e-6)
