@@ -138,3 +138,20 @@ def test_capture_modes_smoke(bench, tmp_path):
         for mode in capture_modes.MODES:
             if out["test"][signal]["images"]:
                 assert 0.0 <= out["test"][signal][mode][0] <= 1.0
+
+
+def test_capture_levels_smoke(bench, tmp_path):
+    """One capture level against the shipped two on planted renders: a paired difference per signal and level,
+    the calib rule's choice among them, the test report of the level it names."""
+    import capture_levels
+
+    out = capture_levels.main(["--n-calib", "2", "--n-test", "2", "--bootstrap", "20",
+                               "--out", str(tmp_path / "cl.json")], bench=bench)
+    for signal in capture_levels.SIGNALS:
+        chosen = out["chosen_on_calib"][signal]
+        assert chosen["levels"] in ([chosen["best_single_level"]], [0.2, 0.3])
+        assert chosen["non_inferior_on_calib"] == (chosen["levels"] != [0.2, 0.3])
+        assert set(out["calib"][signal]) == {"0.1", "0.2", "0.3"}
+        (report,) = out["test"][signal].values()
+        assert 0.0 <= report["one_level_mean"] <= 1.0 and report["ci"][0] <= report["mean"] <= report["ci"][1]
+    assert "one minus two" in (tmp_path / "cl.md").read_text()
