@@ -1,6 +1,7 @@
 """Shared by the quality benchmarks: a real ComfyUI in-process with the demo world model (the way
 demo/evaluate.py starts it), the learned world judges, bootstrap intervals and Markdown/JSON output."""
 
+import functools
 import hashlib
 import importlib
 import json
@@ -126,7 +127,14 @@ def markdown_table(header, rows):
 
 
 def weights_digest(path):
-    """A short sha256 of a weights file: results and judges name the model they were made for."""
+    """A short sha256 of a weights file: results and judges name the model they were made for. Hashed once per
+    file version in a process (a v3 run names its model up to three times; the file is 20 MB)."""
+    stat = Path(path).resolve().stat()
+    return _digest_of_version(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_of_version(path, _mtime_ns, _size):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
