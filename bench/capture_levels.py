@@ -2,8 +2,9 @@
 
 A capture costs its passes once per level, so one level halves it (#19: capture at most 5 % of a run on SD1.5
 and SDXL). Planted-defect renders of the demo world (v2), encoded with its VAE and read by the pack's capture
-engine (nodes/_capture.capture, layers "auto", one noise draw) at each single level; a two-level capture is the
-mean of its single-level ones (the engine averages its passes the same way, bench/localization.py). Per image,
+engine (nodes/_capture.capture, layers "auto", one noise draw) at each single level and at the shipped two, each
+capture the engine's own (its levels draw independent noise, as in the nodes; averaging single-level captures of one
+seed would give both levels the same noise and a weaker baseline). Per image,
 AUROC of the defect map over latent cells against the planted mask; per signal at the pack's settings (attention
 with self-attention and lambda 0.3; the noise difference).
 
@@ -20,7 +21,7 @@ import argparse
 import numpy as np
 import torch
 from common import Bench, add_run_arguments, bootstrap, markdown_table, write_json
-from localization import HIGH, LOW, PACK_LAMBDA, PACK_LEVELS, capture_one, defect_images, mean_captures
+from localization import HIGH, LOW, PACK_LAMBDA, PACK_LEVELS, capture_one, defect_images
 
 SINGLE_LEVELS = (0.1, 0.2, 0.3)
 MARGIN = -0.02  # non-inferiority margin on the paired per-image AUROC difference
@@ -34,10 +35,8 @@ def per_image_auroc(bench, split, n):
     samples, _ = defect_images(bench, split, n)
     raw = bench.vae_encode([s["image"] for s in samples])
     labels = bench.evaluate.cell_labels([s["defect_mask"] for s in samples], raw.shape[-2:])
-    singles = {lv: [capture_one(bench, raw[k:k + 1], s["prompt"], HIGH, LOW, (lv,), seed=s["index"])
-                    for k, s in enumerate(samples)] for lv in sorted(set(SINGLE_LEVELS) | set(PACK_LEVELS))}
-    sets = {(lv,): singles[lv] for lv in SINGLE_LEVELS}
-    sets[PACK_LEVELS] = [mean_captures([singles[lv][k] for lv in PACK_LEVELS]) for k in range(len(samples))]
+    sets = {levels: [capture_one(bench, raw[k:k + 1], s["prompt"], HIGH, LOW, levels, seed=s["index"])
+                     for k, s in enumerate(samples)] for levels in [(lv,) for lv in SINGLE_LEVELS] + [PACK_LEVELS]}
     out = {s: {} for s in SIGNALS}
     for levels, captures in sets.items():
         for signal in SIGNALS:

@@ -7,9 +7,11 @@ defect maps are scored against the held-out segmenter's spots on the decoded see
 per image (AUROC over latent cells), for the noise difference and the attention signal. Planted renders have no
 sampling trajectory, so only generated candidates can compare the two modes.
 
-The mode is chosen on split "calib" prompts (higher mean per-image AUROC, per signal) and reported on split "test"
-with the paired difference (within minus re-noised) and its 95 % bootstrap interval over images. Costs are
-counted: model evaluations of each capture.
+The mode is chosen on split "calib" prompts and reported on split "test" with the paired difference (within minus
+re-noised) and its 95 % bootstrap interval over images. The rule (#19, fixed before its run on fresh calib prompts
+from index 16,000; the first run's rule, the higher calib mean, had chosen re-noised by differences inside their
+intervals): the cheaper mode, within sampling, unless the lower end of its calib interval falls below -0.02 (two
+AUROC points, the margin of bench/capture_levels.py). Costs are counted: model evaluations of each capture.
 
     .host/venv/bin/python bench/capture_modes.py [--world 2|3] [--calib 24] [--test 48] [--seeds 3]
 """
@@ -25,8 +27,10 @@ from common import Bench, add_run_arguments, bootstrap, write_json
 
 SIGNALS = ("noise difference", "attention")
 MODES = ("re-noised (paper)", "within sampling")
-FIRST = {"calib": 6_000, "test": 26_000}  # prompt indices no other benchmark or judge uses
+# prompt indices no other benchmark or judge uses; the first run (the higher-mean rule) took calib from 6,000
+FIRST = {"calib": 16_000, "test": 26_000}
 LEVELS, LAMBDA, STEPS, CFG = (0.2, 0.3), 0.3, 20, 5.0
+MARGIN = -0.02  # non-inferiority margin on the paired per-image AUROC difference (within minus re-noised)
 
 
 def start(opts):
@@ -59,12 +63,12 @@ def candidates(bench, prompt, seed, seeds):
     return bench.vae_decode(samples).clamp(0, 1), samples.shape[-2:], {MODES[0]: renoised, MODES[1]: within}, cost
 
 
-def run_split(bench, split, n_prompts, seeds):
+def run_split(bench, split, n_prompts, seeds, first):
     p_from = bench.pack.nodes.defect_mask.defect_probability_from_capture
     aurocs = {(s, m): [] for s in SIGNALS for m in MODES}
     costs = {m: [] for m in MODES}
     for i in range(n_prompts):
-        prompt = bench.world.sample(FIRST[split] + i, split)["prompt"]
+        prompt = bench.world.sample(first + i, split)["prompt"]
         images, hw, captures, cost = candidates(bench, prompt, 7919 * (i + 1), seeds)
         for m in MODES:
             costs[m].append(cost[m] / seeds)
@@ -98,17 +102,20 @@ def main(argv=None, bench=None):
     parser.add_argument("--calib", type=int, default=24, help="calib prompts (choose the mode)")
     parser.add_argument("--test", type=int, default=48, help="test prompts (report)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--calib-from", type=int, default=FIRST["calib"], help="first calib prompt index")
     parser.add_argument("--reps", type=int, default=1000)
     opts = parser.parse_args(argv)
     t0 = time.time()
     bench = bench or start(opts)
     with torch.inference_mode():
-        calib, calib_cost = run_split(bench, "calib", opts.calib, opts.seeds)
-        test, test_cost = run_split(bench, "test", opts.test, opts.seeds)
+        calib, calib_cost = run_split(bench, "calib", opts.calib, opts.seeds, opts.calib_from)
+        test, test_cost = run_split(bench, "test", opts.test, opts.seeds, FIRST["test"])
     calib_summary, test_summary = summarize(calib, opts.reps), summarize(test, opts.reps)
-    chosen = {s: max(MODES, key=lambda m: calib_summary[s][m][0]) for s in SIGNALS}
+    chosen = {s: MODES[1] if calib_summary[s]["within_minus_renoised"][1] >= MARGIN else MODES[0] for s in SIGNALS}
     out = {"world_version": opts.world, "levels": list(LEVELS), "lambda": LAMBDA, "steps": STEPS, "cfg": CFG,
-           "seeds": opts.seeds, "chosen_on_calib": chosen, "calib": calib_summary, "test": test_summary,
+           "seeds": opts.seeds, "calib_from": opts.calib_from, "margin": MARGIN,
+           "rule": "within sampling unless the calib interval's lower end is below the margin",
+           "chosen_on_calib": chosen, "calib": calib_summary, "test": test_summary,
            "capture_nfe_per_seed": {"calib": calib_cost, "test": test_cost}, "seconds": round(time.time() - t0, 1)}
     write_json(opts.out, out)
     print(out)

@@ -4,7 +4,7 @@
    layer, and the capture node itself (3 prompts x noise levels) vs that KSampler run, per model family.
 2. Peak memory at SDXL-like token counts (4096 image tokens): SA @ CA computed as an attention call with CA
    as the values (what the pack does) vs materialising the full HW x HW self-attention matrix. Each variant
-   runs in a fresh subprocess; peak RSS above the process baseline is reported.
+   runs in three fresh subprocesses; the highest peak RSS above the process baseline is reported.
 
     .host/venv/bin/python bench/capture_overhead.py [--steps 10] [--repeats 3] [--latent 32]
 """
@@ -108,12 +108,14 @@ def main():
     env = harness.start_in_process(tempfile.mkdtemp(prefix="lotts-bench-"))
     rows = [time_family(env, family, args.steps, args.repeats, args.latent)
             for family in ("sd15", "sd21", "sdxl", "flux")]
-    propagate_bytes, a = measure_memory("propagate")
-    full_bytes, b = measure_memory("full")
+    # peak RSS above the baseline varies from process to process (the allocator may reuse pages the baseline
+    # already touched): the highest of three fresh processes per variant
+    propagate_bytes, a = max(measure_memory("propagate") for _ in range(3))
+    full_bytes, b = max(measure_memory("full") for _ in range(3))
     memory = {"tokens": 4096, "heads": 10, "batch": 2, "propagate_peak_bytes": propagate_bytes,
               "full_matrix_peak_bytes": full_bytes,
-              # under 1 MiB the peak is below what ru_maxrss resolves above the baseline: no ratio, not a huge one
-              "ratio_full_over_propagate": full_bytes / propagate_bytes if propagate_bytes >= 2**20 else None,
+              # 0: the call never rose above the process's earlier high-water mark, so no ratio (not a huge one)
+              "ratio_full_over_propagate": full_bytes / propagate_bytes if propagate_bytes else None,
               "results_agree": abs(a - b) <= 1e-3 * max(abs(a), 1.0)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "capture_overhead.json").write_text(json.dumps({"time": rows, "memory": memory}, indent=2))
@@ -126,7 +128,7 @@ def main():
     ratio = memory["ratio_full_over_propagate"]
     print(f"\nPeak memory above baseline, SA@CA at 4096 tokens, 10 heads, batch 2: as an attention call "
           f"{propagate_bytes / 2**20:.0f} MiB vs full matrix {full_bytes / 2**20:.0f} MiB "
-          + (f"({ratio:.1f}x)" if ratio else "(the call's peak is under 1 MiB)")
+          + (f"({ratio:.1f}x)" if ratio else "(the call stayed under the process's earlier peak)")
           + f", results agree: {memory['results_agree']}")
 
 

@@ -193,13 +193,13 @@ class AttentionRecorder:
         elif not kwargs.get("skip_reshape") or q.ndim != 4:
             return
         cond_or_uncond = [self.cond_indices[c] for c in opts.get("cond_or_uncond", [0])]
+        cond_or_uncond, (q, k) = self.rows_read(cond_or_uncond, q, k)
+        if not cond_or_uncond:  # e.g. a batch of the sampler's unconditional pass alone: not read, nothing to warn
+            return
         located = self.joint_tokens(q.shape[2], opts, layer, cond_or_uncond)
         if located is None or not self.wants(layer, located[1]):
             return
         img_start, n_img, text_start = located
-        cond_or_uncond, (q, k) = self.rows_read(cond_or_uncond, q, k)
-        if not cond_or_uncond:
-            return
         weights = self._weights_for_rows(cond_or_uncond, q.shape[0] // len(cond_or_uncond), q.shape[2], q.device,
                                          pad_front=text_start)
         q_img, k_img = q[:, :, img_start:img_start + n_img], k[:, :, img_start:img_start + n_img]
@@ -247,12 +247,12 @@ class AttentionRecorder:
 
     def text_length(self, cond_or_uncond):
         """The prompt weights' length, shared by every conditioning in the call (None where they differ or none)."""
-        lengths = {self.token_weights[c].shape[0] for c in cond_or_uncond if c is not None}
+        lengths = {self.token_weights[c].shape[0] for c in cond_or_uncond}
         return lengths.pop() if len(lengths) == 1 else None
 
     def text_fits(self, n_text, cond_or_uncond):
         """Whether `n_text` tokens beside the image hold the prompt weights of every conditioning in the call."""
-        lengths = [self.token_weights[c].shape[0] for c in cond_or_uncond if c is not None]
+        lengths = [self.token_weights[c].shape[0] for c in cond_or_uncond]
         return n_text > 0 and all(n_text == n if self.weights_cover_text else n_text >= n for n in lengths)
 
     def flux_image_tokens(self, n_after_text, layer):

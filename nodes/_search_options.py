@@ -40,8 +40,8 @@ def option_inputs():
             "sampling steps nearest the capture levels while the seeds are sampled, and the original prompt's "
             "attention comes from the sampler's own pass, so the capture costs 2 evaluations per level, not 3 (with "
             "attention). Later rounds re-noise. With early pruning the survivors are captured as they finish (the "
-            "capture levels must fall after prune_at_step). On the demo world both localize alike "
-            "(bench/capture_modes.py).")}),
+            "capture levels must fall after prune_at_step). On the demo world within sampling localizes as well "
+            "for the noise difference; for attention the interval is too wide to say so (bench/capture_modes.py).")}),
     }
 
 

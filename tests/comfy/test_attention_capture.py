@@ -153,3 +153,20 @@ def test_within_sampling_maps_ignore_the_unconditional_rows(comfy_env, tiny, fam
         return recorder.averaged(0)
 
     torch.testing.assert_close(first_step_maps(4.0), first_step_maps(1.0), rtol=1e-4, atol=1e-6)
+
+
+def test_a_batch_of_unread_rows_alone_is_passed_over_without_a_warning(comfy_env, caplog):
+    """When memory is short ComfyUI runs the sampler's unconditional pass as a batch of its own: within sampling the
+    capture does not read it, and must not warn that it skips the layer (which would also hide a real skip later)."""
+    pack = comfy_env.pack.nodes
+    recorder = pack._capture.AttentionRecorder((8, 8), {0: torch.ones(5) / 5}, "all", pack._model_family.FLUX,
+                                               layout="image first, text last", weights_cover_text=True)
+    recorder.cond_indices = [0, None]
+    q = torch.randn(1, 2, 16 + 7, 8)  # 16 image tokens, then the unconditional prompt's 7 (not the weights' 5)
+    opts = {"block_type": "double", "block_index": 0}
+    with caplog.at_level("WARNING"):
+        recorder.observe_joint(q, q, {**opts, "cond_or_uncond": [1]}, {"skip_reshape": True})
+        assert not recorder.layers_seen and "skips joint-attention layer" not in caplog.text
+        short = q[:, :, :18]  # 13 image tokens before the read prompt's 5: a real mismatch still warns
+        recorder.observe_joint(short, short, {**opts, "cond_or_uncond": [0]}, {"skip_reshape": True})
+    assert "skips joint-attention layer" in caplog.text
