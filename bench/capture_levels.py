@@ -20,11 +20,11 @@ import argparse
 
 import numpy as np
 import torch
+from common import NON_INFERIORITY_MARGIN as MARGIN
 from common import Bench, add_run_arguments, bootstrap, markdown_table, write_json
 from localization import HIGH, LOW, PACK_LAMBDA, PACK_LEVELS, capture_one, defect_images
 
 SINGLE_LEVELS = (0.1, 0.2, 0.3)
-MARGIN = -0.02  # non-inferiority margin on the paired per-image AUROC difference
 SIGNALS = ("attention", "noise difference")
 
 
@@ -76,10 +76,8 @@ def main(argv=None, bench=None):
         adopted = out["calib"][signal][name((best,))]["ci"][0] >= MARGIN
         out["chosen_on_calib"][signal] = {"levels": [best] if adopted else list(PACK_LEVELS),
                                           "best_single_level": best, "non_inferior_on_calib": adopted}
-        out["test"][signal] = {name((best,)): paired(test[signal][(best,)], test[signal][PACK_LEVELS],
-                                                     opts.bootstrap)}
-        out["test"][signal][name((best,))]["non_inferior_on_test"] = (
-            out["test"][signal][name((best,))]["ci"][0] >= MARGIN)
+        report = paired(test[signal][(best,)], test[signal][PACK_LEVELS], opts.bootstrap)
+        out["test"][signal] = {name((best,)): {**report, "non_inferior_on_test": report["ci"][0] >= MARGIN}}
     out["seconds"] = bench.seconds()
     path = write_json(opts.out, out)
     rows = [[split, signal, lv, r["one_level_mean"], r["two_levels_mean"], f"{r['mean']:+.4f} [{r['ci'][0]:+.4f}, "

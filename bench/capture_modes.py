@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import trivial_cues
+from common import NON_INFERIORITY_MARGIN as MARGIN
 from common import Bench, add_run_arguments, bootstrap, write_json
 
 SIGNALS = ("noise difference", "attention")
@@ -30,7 +31,6 @@ MODES = ("re-noised (paper)", "within sampling")
 # prompt indices no other benchmark or judge uses; the first run (the higher-mean rule) took calib from 6,000
 FIRST = {"calib": 16_000, "test": 26_000}
 LEVELS, LAMBDA, STEPS, CFG = (0.2, 0.3), 0.3, 20, 5.0
-MARGIN = -0.02  # non-inferiority margin on the paired per-image AUROC difference (within minus re-noised)
 
 
 def start(opts):

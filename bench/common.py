@@ -129,14 +129,19 @@ def markdown_table(header, rows):
 def weights_digest(path):
     """A short sha256 of a weights file: results and judges name the model they were made for. Hashed once per
     file version in a process (a v3 run names its model up to three times; the file is 20 MB)."""
-    stat = Path(path).resolve().stat()
-    return _digest_of_version(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _digest_of_version(str(resolved), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=16)
 def _digest_of_version(path, _mtime_ns, _size):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
+
+# a setting's paired per-image AUROC difference may fall this far below the reference's at its interval's lower
+# end (two points: non-inferiority, not "the interval holds zero", which a noisy signal passes by default)
+NON_INFERIORITY_MARGIN = -0.02
 
 AUTOENCODER_PREFIXES = ("taesd_", "vae_")  # a demo model file's autoencoder tensors (demo/model.py's layout)
 

@@ -45,8 +45,7 @@ def attention_to_tokens(
     """
     _check_qk(q, k)
     _check_chunk(chunk_size)
-    batch, _, n_query, _ = q.shape
-    n_key = k.shape[2]
+    batch, n_key = q.shape[0], k.shape[2]
     if token_weights.shape != (batch, n_key):
         raise ValueError(f"token_weights must be (B, Nk) = {(batch, n_key)}, got {tuple(token_weights.shape)}")
     if (token_weights < 0).any():

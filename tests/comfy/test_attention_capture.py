@@ -49,7 +49,7 @@ def test_capture_leaves_model_unpatched_and_outputs_identical(comfy_env, tiny, f
     pack = comfy_env.pack.nodes
     (pos,) = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle")
     (neg,) = comfy_nodes.CLIPTextEncode().encode(clip, "")
-    channels = 16 if family in ("flux", "chroma") else 4
+    channels = model.model.latent_format.latent_channels
     latent = {"samples": torch.zeros(1, channels, 8, 8)}
 
     @torch.inference_mode()  # as ComfyUI's executor runs nodes
@@ -94,7 +94,7 @@ def _capture_rows(comfy_env, tiny, family, attention):
 
     watched = model.clone()
     watched.set_model_unet_function_wrapper(wrapper)
-    channels = 16 if family in ("flux", "chroma") else 4
+    channels = model.model.latent_format.latent_channels
     samples = {"samples": torch.randn(2, channels, 8, 8, generator=torch.Generator().manual_seed(1))}
     encoded = pack._prompt_tokens.encode_quality_conditionings(clip, "a red circle", "A high-quality image of {p}.",
                                                                "A low-quality image of {p}.", attention)
@@ -137,7 +137,7 @@ def test_within_sampling_maps_ignore_the_unconditional_rows(comfy_env, tiny, fam
     model, clip, _ = tiny(family)
     (pos,) = comfy_nodes.CLIPTextEncode().encode(clip, "a red circle")
     (neg,) = comfy_nodes.CLIPTextEncode().encode(clip, "a blue square")
-    channels = 16 if family in ("flux", "chroma") else 4
+    channels = model.model.latent_format.latent_channels
     latent = torch.zeros(1, channels, 8, 8)
 
     def first_step_maps(cfg):
