@@ -61,8 +61,9 @@ def _rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def build(family, dtype_name, device_name):
-    """A full-size ModelPatcher with small random weights (ComfyUI's layers skip init) and real-shape conds."""
+def build(family, dtype_name, device_name, flux_blocks=None):
+    """A full-size ModelPatcher with small random weights (ComfyUI's layers skip init) and real-shape conds;
+    FLUX with `flux_blocks` (double, single) blocks, else FLUX_BLOCKS's."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
@@ -71,7 +72,10 @@ def build(family, dtype_name, device_name):
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
     config_class = {"sd15": comfy.supported_models.SD15, "sdxl": comfy.supported_models.SDXL,
                     "flux": comfy.supported_models.Flux}[family]
-    config = config_class(dict(UNET_CONFIGS[family]))
+    unet_config = dict(UNET_CONFIGS[family])
+    if family == "flux" and flux_blocks:
+        unet_config["depth"], unet_config["depth_single_blocks"] = flux_blocks
+    config = config_class(unet_config)
     config.set_inference_dtype(dtype, None)
     base = config.get_model({}, "")
     gen = torch.Generator().manual_seed(0)
@@ -103,7 +107,7 @@ def shipped(family):
     return levels, search["signal"], search["layers"]
 
 
-def child(family, kind, dtype_name, device_name):
+def child(family, kind, dtype_name, device_name, flux_blocks=None):
     """One measurement in this process; prints one JSON line."""
     sys.path.append(str(REPO / "tests"))
     import tempfile
@@ -117,7 +121,7 @@ def child(family, kind, dtype_name, device_name):
 
     pack = env.pack.nodes
     torch.manual_seed(0)
-    model, cond, tokens = build(family, dtype_name, device_name)
+    model, cond, tokens = build(family, dtype_name, device_name, flux_blocks)
     side = LATENT[family] // int(os.environ.get("LOTTS_REAL_SIZE_SHRINK", "1"))  # >1 only for quick checks
     channels = 16 if family == "flux" else 4
     latent = torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(1))
@@ -217,8 +221,10 @@ def run_result(cmd):
     return result
 
 
-def run_child(family, kind, opts):
-    return run_result([sys.executable, __file__, "--child", family, kind, "--dtype", opts.dtype, "--device", opts.device])
+def run_child(family, kind, opts, flux_blocks=None):
+    blocks = ["--flux-blocks", *map(str, flux_blocks)] if flux_blocks else []
+    return run_result([sys.executable, __file__, "--child", family, kind, "--dtype", opts.dtype, "--device", opts.device,
+                       *blocks])
 
 
 def derive(family, plain, recording, capture, within):
@@ -276,9 +282,10 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="real_size.json")
     parser.add_argument("--child", nargs=2, metavar=("FAMILY", "KIND"), help=argparse.SUPPRESS)
+    parser.add_argument("--flux-blocks", nargs=2, type=int, help=argparse.SUPPRESS)  # a child's FLUX depth
     opts = parser.parse_args()
     if opts.child:
-        return child(*opts.child, opts.dtype, opts.device)
+        return child(*opts.child, opts.dtype, opts.device, opts.flux_blocks)
     import torch
 
     families = []

@@ -100,8 +100,9 @@ INTROS = {
         "`prune_at_step` / `prune_keep` prune candidates early by their predicted clean image; `capture_mode` "
         "*within sampling* takes the seeds' first capture while they are sampled (the two quality prompts at the "
         "steps nearest the capture levels; the original prompt's attention from the sampler's own pass), so it "
-        "costs 2 evaluations per level instead of 3 with attention; on the demo world it localizes as well as the "
-        "paper's re-noised capture (within the intervals), which stays the default.\n\nAPI graphs "
+        "costs 2 evaluations per level instead of 3 with attention (with the noise difference both modes cost 2); "
+        "on the demo world it localizes as well as the paper's re-noised capture (within the intervals), which "
+        "stays the default.\n\nAPI graphs "
         "saved before this node set these inputs on the search node itself; they still run, with a warning."),
     "LoTTSNIQEVerifier": (
         "No-reference image quality (NIQE), no download: returns -NIQE, higher is better. It judges noise, blur and "

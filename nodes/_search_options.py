@@ -36,12 +36,14 @@ def option_inputs():
         "capture_mode": (list(_sampling_capture.CAPTURE_MODES), {"default": _sampling_capture.CAPTURE_MODES[0],
                                                                   "tooltip": (
             "Where the seeds' first capture happens. 're-noised (paper)': each finished seed is re-noised to the "
-            "capture levels and run under the three prompts. 'within sampling': the two quality prompts run at the "
-            "sampling steps nearest the capture levels while the seeds are sampled, and the original prompt's "
-            "attention comes from the sampler's own pass, so the capture costs 2 evaluations per level, not 3 (with "
-            "attention). Later rounds re-noise. With early pruning the survivors are captured as they finish (the "
-            "capture levels must fall after prune_at_step). On the demo world within sampling localizes as well "
-            "for the noise difference; for attention the interval is too wide to say so (bench/capture_modes.py).")}),
+            "capture levels and run under the prompts the signal reads (attention: the original and the two quality "
+            "prompts; noise difference: the two quality prompts). 'within sampling': the two quality prompts run at "
+            "the sampling steps nearest the capture levels while the seeds are sampled, and the original prompt's "
+            "attention comes from the sampler's own pass: 2 evaluations per level, not 3, with attention (the noise "
+            "difference costs 2 either way). Later rounds re-noise. With early pruning the survivors are captured as "
+            "they finish (the capture levels must fall after prune_at_step). On the demo world within sampling "
+            "localizes as well for the noise difference; for attention the interval is too wide to say so "
+            "(bench/capture_modes.py).")}),
     }
 
 

@@ -10,15 +10,15 @@ CAPTURE = {"high_quality_template": "A high-quality image of {p}.", "low_quality
            "noise_levels": "0.3", "noise_draws": 1, "seed": 5, "layers": "all"}
 
 
-def candidates(family):
-    channels = 16 if family in ("flux", "chroma") else 4
+def candidates(model):
+    channels = model.model.latent_format.latent_channels
     return {"samples": torch.randn(1, channels, 8, 8, generator=torch.Generator().manual_seed(3))}
 
 
-def run_capture(comfy_env, model, clip, family, **overrides):
+def run_capture(comfy_env, model, clip, **overrides):
     node = comfy_env.pack.nodes.attention_capture.LoTTSQualityAttentionCapture()
     with torch.inference_mode():
-        return node.capture(model, clip, candidates(family), "a red circle", **{**CAPTURE, **overrides})
+        return node.capture(model, clip, candidates(model), "a red circle", **{**CAPTURE, **overrides})
 
 
 def test_another_nodes_per_index_patch_still_runs_and_capture_still_records(comfy_env, tiny):
@@ -35,7 +35,7 @@ def test_another_nodes_per_index_patch_still_runs_and_capture_still_records(comf
     other = model.clone()
     for name, block_id in blocks:
         other.set_model_attn2_replace(other_attn2, name, block_id, 0)
-    attention, _ = run_capture(comfy_env, other, clip, "sd15")
+    attention, _ = run_capture(comfy_env, other, clip)
     assert calls, "the other node's per-index patch did not run"
     assert len(attention["layers"]) == len(blocks), attention["layers"]  # ours ran at every block too
     assert attention["maps"]["low"]["ca"].abs().sum() > 0
@@ -54,7 +54,7 @@ def test_another_nodes_attention_override_still_applies_in_patched_layers(comfy_
 
     other = model.clone()
     other.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = override
-    run_capture(comfy_env, other, clip, "sd15")
+    run_capture(comfy_env, other, clip)
     n_blocks = len(comfy_env.pack.nodes._model_family.unet_transformer_blocks(model))
     assert len(seen) >= 2 * n_blocks  # attn1 and attn2 of every block (all patched by the capture)
 
@@ -115,13 +115,13 @@ def test_flux_relatives_without_flux_layout_take_the_noise_difference_path(comfy
 
 def test_latent_scale_comes_from_the_latent_format(comfy_env, tiny):
     model, clip, _ = tiny("sd15")
-    attention, heatmap = run_capture(comfy_env, model, clip, "sd15")
+    attention, heatmap = run_capture(comfy_env, model, clip)
     assert attention["latent_to_image"] == 8 and heatmap.shape[1:3] == (64, 64)
     wide = model.clone()
     latent_format = copy.copy(model.get_model_object("latent_format"))
     latent_format.spacial_downscale_ratio = 16  # as newer hosts record it, e.g. for FLUX.2
     wide.add_object_patch("latent_format", latent_format)
-    attention, heatmap = run_capture(comfy_env, wide, clip, "sd15")
+    attention, heatmap = run_capture(comfy_env, wide, clip)
     assert attention["latent_to_image"] == 16 and heatmap.shape[1:3] == (128, 128)
     mask, soft, _, preview = comfy_env.pack.nodes.defect_mask.LoTTSDefectMask().extract(
         attention, 0.5, 0.3, "attention", True)
@@ -133,7 +133,7 @@ def test_multi_gpu_models_are_refused(comfy_env, tiny):
     split = model.clone()
     split.set_additional_models("multigpu", [model.clone()])
     with pytest.raises(ValueError, match="multi-GPU"):
-        run_capture(comfy_env, split, clip, "sd15")
+        run_capture(comfy_env, split, clip)
 
 
 def test_conditioning_with_extra_keys_passes_through_untouched(comfy_env, tiny):
@@ -148,7 +148,7 @@ def test_conditioning_with_extra_keys_passes_through_untouched(comfy_env, tiny):
     positive = [[positive[0][0], {**positive[0][1], "reference_latents": [reference], "lotts_test_key": "kept"}]]
     (negative,) = comfy_nodes.CLIPTextEncode().encode(clip, "")
     before = copy.deepcopy(positive)
-    samples = candidates("sd15")
+    samples = candidates(model)
     mask = torch.zeros(1, 64, 64)
     mask[:, 16:40, 16:40] = 1
     with torch.inference_mode():
