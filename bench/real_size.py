@@ -138,7 +138,7 @@ def child(family, kind, dtype_name, device_name, flux_blocks=None):
     arch = pack._model_family.architecture(model)
     selection = pack._model_family.parse_layer_selection(layers, arch)
     recorder = None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         if kind == "within":
             import comfy.samplers
@@ -170,9 +170,9 @@ def child(family, kind, dtype_name, device_name, flux_blocks=None):
                                            0, selection, attention)
     if cuda:
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = (torch.cuda.max_memory_allocated() if cuda else _rss_bytes()) - base_mem
-    out = {"family": family, "kind": kind, "seconds": seconds, "peak_bytes_above_model": peak,
+    out = {"family": family, "kind": kind, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_bytes_above_model": peak,
            "model_bytes": sum(p.numel() * p.element_size() for p in model.model.diffusion_model.parameters())}
     if kind == "capture":
         out["layers_recorded"] = len(result["layers"])

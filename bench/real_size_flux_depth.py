@@ -22,12 +22,19 @@ import real_size
 
 FULL_DEPTH = (19, 38)  # FLUX.1 [dev] / [schnell]: double blocks, single blocks
 KINDS = ("plain", "capture", "within")
+CLOCKS = {"wall": "seconds", "cpu": "cpu_seconds"}  # one thread: CPU time resists another job's time slices
+
+
+def design(depths):
+    matrix = np.array([[1.0, d, s] for d, s in depths])
+    if np.linalg.matrix_rank(matrix) < 3:
+        raise ValueError(f"depths {depths}: the fit needs both block counts to vary independently")
+    return matrix
 
 
 def fit(depths, seconds):
     """Least-squares (fixed, per double block, per single block) for seconds measured at (double, single) depths."""
-    design = np.array([[1.0, d, s] for d, s in depths])
-    coef, *_ = np.linalg.lstsq(design, np.array(seconds, dtype=float), rcond=None)
+    coef, *_ = np.linalg.lstsq(design(depths), np.array(seconds, dtype=float), rcond=None)
     return coef
 
 
@@ -37,48 +44,70 @@ def predict(coef, depth):
 
 def shares(plain, capture, within_step, levels, steps):
     """Re-noised and within-sampling capture as shares of a full run (as real_size.derive)."""
-    within = levels * max(within_step - plain, 0.0)
+    within = levels * (within_step - plain)
+    if within < 0:
+        raise ValueError(f"a within-sampling step ({within_step:.1f} s) measured faster than a plain one ({plain:.1f} s)")
     return capture / (capture + steps * plain), within / (within + steps * plain)
+
+
+def analyse(measured, depths, clock, levels, steps):
+    """Fits per kind on every depth, a check (the deepest depth predicted from the others: an extrapolation, as the
+    full depth is) and the shares at FULL_DEPTH, all on one clock."""
+    key = CLOCKS[clock]
+    deepest = max(range(len(depths)), key=lambda i: sum(depths[i]))
+    rest = [i for i in range(len(depths)) if i != deepest]
+    fits, check, at = {}, {}, {}
+    for kind in KINDS:
+        seconds = [m[kind][key] for m in measured]
+        coef = fit(depths, seconds)
+        fits[kind] = {"fixed": coef[0], "per_double_block": coef[1], "per_single_block": coef[2],
+                      "residuals": [s - predict(coef, d) for s, d in zip(seconds, depths, strict=True)]}
+        small = fit([depths[i] for i in rest], [seconds[i] for i in rest])
+        check[kind] = {"depth": list(depths[deepest]), "measured": seconds[deepest],
+                       "predicted": predict(small, depths[deepest]),
+                       "relative_error": predict(small, depths[deepest]) / seconds[deepest] - 1}
+        at[kind] = predict(coef, FULL_DEPTH)
+    renoised, within = shares(at["plain"], at["capture"], at["within"], levels, steps)
+    return {"fit_seconds": fits, "extrapolation_check": check,
+            "at_full_depth": {"plain_step_seconds": at["plain"], "capture_seconds": at["capture"],
+                              "within_step_seconds": at["within"], "within_capture_seconds": levels * (at["within"] - at["plain"]),
+                              "capture_share_of_full_run": renoised, "within_sampling_capture_share_of_full_run": within}}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depths", default="2x2,4x2,2x4,4x4", help="double x single blocks per measured model")
+    parser.add_argument("--depths", default="1x1,2x1,1x2,2x2,4x4", help="double x single blocks per measured model")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="real_size_flux_depth.json")
     opts = parser.parse_args(argv)
     depths = [tuple(int(x) for x in d.split("x")) for d in opts.depths.split(",")]
-    if len(depths) < 4:
-        raise SystemExit("--depths: at least 4, so one can be left out of the fit and predicted")
+    deepest = max(depths, key=sum)
+    design(depths)
+    design([d for d in depths if d != deepest])  # the check's fit must be determined too
+    levels, signal, layers = real_size.shipped("flux")
+    steps = real_size.FULL_RUN_STEPS["flux"]
     measured = []
     for depth in depths:
         runs = {kind: real_size.run_child("flux", kind, opts, depth) for kind in KINDS}
-        measured.append({"double": depth[0], "single": depth[1], "layers_recorded": runs["capture"]["layers_recorded"],
-                         **{f"{kind}_seconds": runs[kind]["seconds"] for kind in KINDS}})
-    levels, signal, layers = real_size.shipped("flux")
-    steps = real_size.FULL_RUN_STEPS["flux"]
-    fits, held_out = {}, {}
-    for kind in KINDS:
-        seconds = [m[f"{kind}_seconds"] for m in measured]
-        fits[kind] = fit(depths, seconds)
-        rest = fit(depths[:-1], seconds[:-1])  # the last depth left out, then predicted
-        held_out[kind] = {"depth": list(depths[-1]), "measured": seconds[-1], "predicted": predict(rest, depths[-1]),
-                          "relative_error": predict(rest, depths[-1]) / seconds[-1] - 1}
-    at = {kind: predict(fits[kind], FULL_DEPTH) for kind in KINDS}
-    renoised, within = shares(at["plain"], at["capture"], at["within"], len(levels), steps)
-    per_depth = [dict(zip(("capture_share_of_full_run", "within_sampling_share"),
-                          shares(m["plain_seconds"], m["capture_seconds"], m["within_seconds"], len(levels), steps),
-                          strict=True), double=m["double"], single=m["single"]) for m in measured]
+        for kind in ("capture", "within"):
+            if runs[kind]["layers_recorded"] != depth[0]:
+                raise RuntimeError(f"{kind} at {depth}: recorded {runs[kind]['layers_recorded']} layers, expected every "
+                                   f"double block ({depth[0]})")
+        measured.append({"double": depth[0], "single": depth[1],
+                         **{kind: {k: runs[kind][k] for k in CLOCKS.values()} for kind in KINDS}})
+    # if a call cost in proportion to its batch rows: attention's three prompts per level against a one-row step
+    rows = 3 if signal != "noise difference" else 2
     result = {"device": opts.device, "dtype": opts.dtype, "threads": int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
-              "levels": levels, "signal": signal, "layers": layers, "full_run_steps": steps,
-              "measured": measured, "shares_at_measured_depths": per_depth,
-              "fit_seconds": {kind: {"fixed": c[0], "per_double_block": c[1], "per_single_block": c[2]}
-                              for kind, c in fits.items()},
-              "held_out_check": held_out, "full_depth": list(FULL_DEPTH),
-              "estimated_at_full_depth": {"plain_step_seconds": at["plain"], "capture_seconds": at["capture"],
-                                          "capture_share_of_full_run": renoised,
-                                          "within_sampling_capture_share_of_full_run": within}}
+              "levels": levels, "signal": signal, "layers": layers, "full_run_steps": steps, "full_depth": list(FULL_DEPTH),
+              "measured": measured,
+              "shares_at_measured_depths": [
+                  dict(zip(("capture_share_of_full_run", "within_sampling_capture_share_of_full_run"),
+                           shares(m["plain"]["seconds"], m["capture"]["seconds"], m["within"]["seconds"], len(levels),
+                                  steps), strict=True), double=m["double"], single=m["single"]) for m in measured],
+              "renoised_floor_share": rows * len(levels) / (rows * len(levels) + steps),
+              **{clock: analyse(measured, depths, clock, len(levels), steps) for clock in CLOCKS}}
+    result["estimated_at_full_depth"] = result["wall"]["at_full_depth"]
     path = real_size.RESULTS / opts.out
     path.write_text(json.dumps(result, indent=1) + "\n")
     path.with_suffix(".md").write_text(report(result))
@@ -87,27 +116,35 @@ def main(argv=None):
 
 
 def report(r):
-    e = r["estimated_at_full_depth"]
     lines = [f"# FLUX.1 capture share at full depth, extrapolated ({r['device']}, {r['dtype']}, {r['threads']} threads)",
              "", f"Shipped settings: levels {r['levels']}, signal {r['signal']}, layers {r['layers']} (every double block "
              f"recorded); a full run is {r['full_run_steps']} steps. Full width, random weights, each time one "
-             "measurement in a fresh process.", "",
-             "| double + single blocks | layers recorded | plain step (s) | re-noised capture (s) | within-sampling step (s) "
-             "| re-noised share | within share |", "|---|---|---|---|---|---|---|"]
+             "measurement in a fresh process (wall and CPU seconds).", "",
+             "| double + single blocks | plain step (s) | re-noised capture (s) | within-sampling step (s) "
+             "| re-noised share | within share |", "|---|---|---|---|---|---|"]
     for m, s in zip(r["measured"], r["shares_at_measured_depths"], strict=True):
-        lines.append(f"| {m['double']} + {m['single']} | {m['layers_recorded']} | {m['plain_seconds']:.1f} | "
-                     f"{m['capture_seconds']:.1f} | {m['within_seconds']:.1f} | "
-                     f"{100 * s['capture_share_of_full_run']:.1f} % | {100 * s['within_sampling_share']:.1f} % |")
-    lines += ["", "Fit, seconds = fixed + per double block x doubles + per single block x singles; check: the last depth "
-              "left out of the fit and predicted:", "", "| kind | fixed | per double | per single | held-out prediction error |",
-              "|---|---|---|---|---|"]
-    for kind, c in r["fit_seconds"].items():
-        lines.append(f"| {kind} | {c['fixed']:.1f} | {c['per_double_block']:.1f} | {c['per_single_block']:.1f} | "
-                     f"{100 * r['held_out_check'][kind]['relative_error']:+.1f} % |")
-    lines += ["", f"At {r['full_depth'][0]} + {r['full_depth'][1]} blocks (extrapolated): plain step "
-              f"{e['plain_step_seconds']:.0f} s, re-noised capture {e['capture_seconds']:.0f} s, its share of a full run "
-              f"**{100 * e['capture_share_of_full_run']:.1f} %**; within sampling "
-              f"**{100 * e['within_sampling_capture_share_of_full_run']:.1f} %**."]
+        lines.append(f"| {m['double']} + {m['single']} | {m['plain']['seconds']:.1f} | {m['capture']['seconds']:.1f} | "
+                     f"{m['within']['seconds']:.1f} | {100 * s['capture_share_of_full_run']:.1f} % | "
+                     f"{100 * s['within_sampling_capture_share_of_full_run']:.1f} % |")
+    for clock in CLOCKS:
+        a = r[clock]
+        lines += ["", f"{clock} seconds: fit = fixed + per double block x doubles + per single block x singles on every "
+                  "depth; check: the deepest depth predicted from the others (an extrapolation):", "",
+                  "| kind | fixed | per double | per single | residuals | deepest: measured | predicted | error |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for kind, c in a["fit_seconds"].items():
+            x = a["extrapolation_check"][kind]
+            lines.append(f"| {kind} | {c['fixed']:.1f} | {c['per_double_block']:.1f} | {c['per_single_block']:.1f} | "
+                         f"{', '.join(f'{v:+.1f}' for v in c['residuals'])} | {x['measured']:.1f} | {x['predicted']:.1f} | "
+                         f"{100 * x['relative_error']:+.1f} % |")
+        e = a["at_full_depth"]
+        lines += ["", f"At {r['full_depth'][0]} + {r['full_depth'][1]} blocks ({clock} seconds, extrapolated): plain step "
+                  f"{e['plain_step_seconds']:.0f} s, re-noised capture {e['capture_seconds']:.0f} s, its share of a full "
+                  f"run **{100 * e['capture_share_of_full_run']:.1f} %**; within sampling {e['within_capture_seconds']:.0f} s, "
+                  f"**{100 * e['within_sampling_capture_share_of_full_run']:.1f} %**."]
+    lines += ["", f"Floor: were a model call's cost proportional to its batch rows, the re-noised capture ({r['signal']}: "
+              f"{3 if r['signal'] != 'noise difference' else 2} prompts per level) would take "
+              f"{100 * r['renoised_floor_share']:.1f} % of a full run before any recording."]
     return "\n".join(lines) + "\n"
 
 
