@@ -7,15 +7,18 @@ more in that share than it would at full depth. Here each of plain step, re-nois
 within sampling (at the shipped settings of workflows/api/lotts_flux.json) is timed at several depths in one run,
 each measurement in a fresh process (real_size.child), and fitted as seconds = fixed + per double block x doubles +
 per single block x singles. Blocks of one kind cost the same at one token count, so the cost is linear in the
-block counts; the check is a depth left out of the fit and predicted from the others. The shares at 19 + 38 follow
-from the fits as in real_size.py: capture / (capture + 28 steps).
+block counts; the check (gate: within 5 % for every kind) is an extrapolation, the deepest depth predicted from the
+shallower ones. The shares at 19 + 38 follow from the fits as in real_size.py: capture / (capture + 28 steps). A run
+on a machine whose speed drifts between depths misses the check, and its full-depth figures are no measurement.
 
-    .host/venv/bin/python bench/real_size_flux_depth.py [--depths 2x2,4x2,2x4,4x4] [--dtype fp32] [--device cpu]
+    .host/venv/bin/python bench/real_size_flux_depth.py [--depths 1x1,2x1,1x2,2x2,4x4] [--note TEXT]
+        [--reanalyse bench/results/real_size_flux_depth.json]
 """
 
 import argparse
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import real_size
@@ -23,6 +26,7 @@ import real_size
 FULL_DEPTH = (19, 38)  # FLUX.1 [dev] / [schnell]: double blocks, single blocks
 KINDS = ("plain", "capture", "within")
 CLOCKS = {"wall": "seconds", "cpu": "cpu_seconds"}  # one thread: CPU time resists another job's time slices
+CHECK_TOLERANCE = 0.05  # the extrapolation check's gate: the deepest depth predicted within 5 % for every kind
 
 
 def design(depths):
@@ -68,7 +72,8 @@ def analyse(measured, depths, clock, levels, steps):
                        "relative_error": predict(small, depths[deepest]) / seconds[deepest] - 1}
         at[kind] = predict(coef, FULL_DEPTH)
     renoised, within = shares(at["plain"], at["capture"], at["within"], levels, steps)
-    return {"fit_seconds": fits, "extrapolation_check": check,
+    passed = all(abs(c["relative_error"]) <= CHECK_TOLERANCE for c in check.values())
+    return {"fit_seconds": fits, "extrapolation_check": check, "extrapolation_check_passed": passed,
             "at_full_depth": {"plain_step_seconds": at["plain"], "capture_seconds": at["capture"],
                               "within_step_seconds": at["within"], "within_capture_seconds": levels * (at["within"] - at["plain"]),
                               "capture_share_of_full_run": renoised, "within_sampling_capture_share_of_full_run": within}}
@@ -80,15 +85,21 @@ def main(argv=None):
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="real_size_flux_depth.json")
+    parser.add_argument("--note", default="", help="the conditions of the run (e.g. another job on the machine)")
+    parser.add_argument("--reanalyse", default=None, help="a results file: analyse its measurements again, measure nothing")
     opts = parser.parse_args(argv)
+    earlier = json.loads(Path(opts.reanalyse).read_text()) if opts.reanalyse else None
+    if earlier:
+        opts.depths = ",".join(f"{m['double']}x{m['single']}" for m in earlier["measured"])
+        opts.note = opts.note or earlier.get("note", "")
     depths = [tuple(int(x) for x in d.split("x")) for d in opts.depths.split(",")]
     deepest = max(depths, key=sum)
     design(depths)
     design([d for d in depths if d != deepest])  # the check's fit must be determined too
     levels, signal, layers = real_size.shipped("flux")
     steps = real_size.FULL_RUN_STEPS["flux"]
-    measured = []
-    for depth in depths:
+    measured = earlier["measured"] if earlier else []
+    for depth in [] if earlier else depths:
         runs = {kind: real_size.run_child("flux", kind, opts, depth) for kind in KINDS}
         for kind in ("capture", "within"):
             if runs[kind]["layers_recorded"] != depth[0]:
@@ -99,7 +110,7 @@ def main(argv=None):
     # if a call cost in proportion to its batch rows: attention's three prompts per level against a one-row step
     rows = 3 if signal != "noise difference" else 2
     result = {"device": opts.device, "dtype": opts.dtype, "threads": int(os.environ.get("LOTTS_BENCH_THREADS", "1")),
-              "levels": levels, "signal": signal, "layers": layers, "full_run_steps": steps, "full_depth": list(FULL_DEPTH),
+              "note": opts.note, "levels": levels, "signal": signal, "layers": layers, "full_run_steps": steps, "full_depth": list(FULL_DEPTH),
               "measured": measured,
               "shares_at_measured_depths": [
                   dict(zip(("capture_share_of_full_run", "within_sampling_capture_share_of_full_run"),
@@ -119,7 +130,7 @@ def report(r):
     lines = [f"# FLUX.1 capture share at full depth, extrapolated ({r['device']}, {r['dtype']}, {r['threads']} threads)",
              "", f"Shipped settings: levels {r['levels']}, signal {r['signal']}, layers {r['layers']} (every double block "
              f"recorded); a full run is {r['full_run_steps']} steps. Full width, random weights, each time one "
-             "measurement in a fresh process (wall and CPU seconds).", "",
+             "measurement in a fresh process (wall and CPU seconds)." + (f" {r['note']}" if r.get("note") else ""), "",
              "| double + single blocks | plain step (s) | re-noised capture (s) | within-sampling step (s) "
              "| re-noised share | within share |", "|---|---|---|---|---|---|"]
     for m, s in zip(r["measured"], r["shares_at_measured_depths"], strict=True):
@@ -138,10 +149,12 @@ def report(r):
                          f"{', '.join(f'{v:+.1f}' for v in c['residuals'])} | {x['measured']:.1f} | {x['predicted']:.1f} | "
                          f"{100 * x['relative_error']:+.1f} % |")
         e = a["at_full_depth"]
+        verdict = ("check passed" if a["extrapolation_check_passed"] else
+                   f"CHECK MISSED (gate: within {100 * CHECK_TOLERANCE:.0f} %), so these are not measurements")
         lines += ["", f"At {r['full_depth'][0]} + {r['full_depth'][1]} blocks ({clock} seconds, extrapolated): plain step "
                   f"{e['plain_step_seconds']:.0f} s, re-noised capture {e['capture_seconds']:.0f} s, its share of a full "
                   f"run **{100 * e['capture_share_of_full_run']:.1f} %**; within sampling {e['within_capture_seconds']:.0f} s, "
-                  f"**{100 * e['within_sampling_capture_share_of_full_run']:.1f} %**."]
+                  f"**{100 * e['within_sampling_capture_share_of_full_run']:.1f} %**; {verdict}."]
     lines += ["", f"Floor: were a model call's cost proportional to its batch rows, the re-noised capture ({r['signal']}: "
               f"{3 if r['signal'] != 'noise difference' else 2} prompts per level) would take "
               f"{100 * r['renoised_floor_share']:.1f} % of a full run before any recording."]

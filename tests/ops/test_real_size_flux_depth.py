@@ -27,6 +27,7 @@ def test_the_fit_recovers_the_cost_model_and_extrapolates_the_shares_to_full_dep
         assert fitted["per_single_block"] == pytest.approx(b)
         assert result["extrapolation_check"][kind]["depth"] == [4, 4]
         assert result["extrapolation_check"][kind]["relative_error"] == pytest.approx(0.0, abs=1e-9)
+    assert result["extrapolation_check_passed"]
     at = {kind: f + a * 19 + b * 38 for kind, (f, a, b) in COST.items()}
     full = result["at_full_depth"]
     assert full["capture_share_of_full_run"] == pytest.approx(at["capture"] / (at["capture"] + 28 * at["plain"]))
@@ -38,6 +39,7 @@ def test_noisy_timings_show_in_the_residuals_and_the_check():
     result = depth.analyse(timings(noise=0.5), DEPTHS, "wall", levels=1, steps=28)
     assert max(abs(r) for r in result["fit_seconds"]["plain"]["residuals"]) > 0.1
     assert result["extrapolation_check"]["plain"]["relative_error"] != pytest.approx(0.0, abs=1e-3)
+    assert not depth.analyse(timings(noise=8.0), DEPTHS, "wall", levels=1, steps=28)["extrapolation_check_passed"]
     clean = depth.analyse(timings(noise=0.5), DEPTHS, "cpu", levels=1, steps=28)  # the other clock is noise-free here
     assert clean["extrapolation_check"]["plain"]["relative_error"] == pytest.approx(0.0, abs=1e-9)
 
