@@ -6,8 +6,8 @@ blocks ("auto" layers read every double block), while the real model records 19 
 more in that share than it would at full depth. Here each of plain step, re-noised capture and one step of capture
 within sampling (at the shipped settings of workflows/api/lotts_flux.json) is timed at several depths in one run,
 each measurement in a fresh process (real_size.child), and fitted as seconds = fixed + per double block x doubles +
-per single block x singles. Blocks of one kind cost the same at one token count, so the cost is linear in the
-block counts; the check (gate: within 5 % for every kind) is an extrapolation, the deepest depth predicted from the
+per single block x singles. Blocks of one kind do the same work at one token count, so the cost should be linear in
+the block counts (the runs so far find it is not, at these depths: a negative fixed part; see README); the check (gate: within 5 % for every kind) is an extrapolation, the deepest depth predicted from the
 shallower ones. The shares at 19 + 38 follow from the fits as in real_size.py: capture / (capture + 28 steps). A run
 on a machine whose speed drifts between depths misses the check, and its full-depth figures are no measurement.
 
