@@ -227,6 +227,11 @@ def run_child(family, kind, opts, flux_blocks=None):
                        *blocks])
 
 
+def share_of_full_run(capture_seconds, plain_step_seconds, steps):
+    """A capture's share of a full run with one capture per candidate: capture / (capture + steps x a plain step)."""
+    return capture_seconds / (capture_seconds + steps * plain_step_seconds)
+
+
 def derive(family, plain, recording, capture, within):
     steps = FULL_RUN_STEPS[family]
     levels, signal, layers = shipped(family)
@@ -235,12 +240,12 @@ def derive(family, plain, recording, capture, within):
             "levels": levels, "signal": signal, "layers": layers,
             "within_sampling": {
                 "capture_step_seconds": within["seconds"], "capture_seconds": within_extra,
-                "capture_share_of_full_run": within_extra / (within_extra + steps * plain["seconds"]),
+                "capture_share_of_full_run": share_of_full_run(within_extra, plain["seconds"], steps),
                 "capture_peak_memory_ratio": within["peak_bytes_above_model"] / max(plain["peak_bytes_above_model"], 1),
                 "capture_peak_bytes_above_model": within["peak_bytes_above_model"]},
             "plain_step_seconds": plain["seconds"], "capture_seconds": capture["seconds"],
             "capture_vs_plain_step_time": capture["seconds"] / plain["seconds"],
-            "capture_share_of_full_run": capture["seconds"] / (capture["seconds"] + steps * plain["seconds"]),
+            "capture_share_of_full_run": share_of_full_run(capture["seconds"], plain["seconds"], steps),
             "capture_peak_memory_ratio": capture["peak_bytes_above_model"] / max(plain["peak_bytes_above_model"], 1),
             "capture_peak_bytes_above_model": capture["peak_bytes_above_model"],
             "plain_peak_bytes_above_model": plain["peak_bytes_above_model"],

@@ -46,19 +46,31 @@ def predict(coef, depth):
     return float(coef[0] + coef[1] * depth[0] + coef[2] * depth[1])
 
 
-def shares(plain, capture, within_step, levels, steps):
-    """Re-noised and within-sampling capture as shares of a full run (as real_size.derive)."""
+def within_capture_seconds(plain, within_step, levels):
+    """Capture within sampling: its step's cost above a plain step, once per level (as real_size.derive, which
+    clamps a negative difference to zero; an extrapolation that gives one is refused here)."""
     within = levels * (within_step - plain)
     if within < 0:
         raise ValueError(f"a within-sampling step ({within_step:.1f} s) measured faster than a plain one ({plain:.1f} s)")
-    return capture / (capture + steps * plain), within / (within + steps * plain)
+    return within
+
+
+def shares(plain, capture, within_step, levels, steps):
+    """Re-noised and within-sampling capture as shares of a full run."""
+    within = within_capture_seconds(plain, within_step, levels)
+    return real_size.share_of_full_run(capture, plain, steps), real_size.share_of_full_run(within, plain, steps)
+
+
+def deepest_index(depths):
+    """The depth with the most blocks: the check predicts it from the others."""
+    return max(range(len(depths)), key=lambda i: sum(depths[i]))
 
 
 def analyse(measured, depths, clock, levels, steps):
     """Fits per kind on every depth, a check (the deepest depth predicted from the others: an extrapolation, as the
     full depth is) and the shares at FULL_DEPTH, all on one clock."""
     key = CLOCKS[clock]
-    deepest = max(range(len(depths)), key=lambda i: sum(depths[i]))
+    deepest = deepest_index(depths)
     rest = [i for i in range(len(depths)) if i != deepest]
     fits, check, at = {}, {}, {}
     for kind in KINDS:
@@ -75,7 +87,8 @@ def analyse(measured, depths, clock, levels, steps):
     passed = all(abs(c["relative_error"]) <= CHECK_TOLERANCE for c in check.values())
     return {"fit_seconds": fits, "extrapolation_check": check, "extrapolation_check_passed": passed,
             "at_full_depth": {"plain_step_seconds": at["plain"], "capture_seconds": at["capture"],
-                              "within_step_seconds": at["within"], "within_capture_seconds": levels * (at["within"] - at["plain"]),
+                              "within_step_seconds": at["within"],
+                              "within_capture_seconds": within_capture_seconds(at["plain"], at["within"], levels),
                               "capture_share_of_full_run": renoised, "within_sampling_capture_share_of_full_run": within}}
 
 
@@ -93,9 +106,8 @@ def main(argv=None):
         opts.depths = ",".join(f"{m['double']}x{m['single']}" for m in earlier["measured"])
         opts.note = opts.note or earlier.get("note", "")
     depths = [tuple(int(x) for x in d.split("x")) for d in opts.depths.split(",")]
-    deepest = max(depths, key=sum)
-    design(depths)
-    design([d for d in depths if d != deepest])  # the check's fit must be determined too
+    design(depths)  # both fits must be determined before the measuring starts, not after it
+    design([d for i, d in enumerate(depths) if i != deepest_index(depths)])
     levels, signal, layers = real_size.shipped("flux")
     steps = real_size.FULL_RUN_STEPS["flux"]
     measured = earlier["measured"] if earlier else []
@@ -116,7 +128,7 @@ def main(argv=None):
                   dict(zip(("capture_share_of_full_run", "within_sampling_capture_share_of_full_run"),
                            shares(m["plain"]["seconds"], m["capture"]["seconds"], m["within"]["seconds"], len(levels),
                                   steps), strict=True), double=m["double"], single=m["single"]) for m in measured],
-              "renoised_floor_share": rows * len(levels) / (rows * len(levels) + steps),
+              "renoised_rows_per_level": rows, "renoised_floor_share": rows * len(levels) / (rows * len(levels) + steps),
               **{clock: analyse(measured, depths, clock, len(levels), steps) for clock in CLOCKS}}
     result["estimated_at_full_depth"] = result["wall"]["at_full_depth"]
     path = real_size.RESULTS / opts.out
@@ -156,7 +168,7 @@ def report(r):
                   f"run **{100 * e['capture_share_of_full_run']:.1f} %**; within sampling {e['within_capture_seconds']:.0f} s, "
                   f"**{100 * e['within_sampling_capture_share_of_full_run']:.1f} %**; {verdict}."]
     lines += ["", f"Floor: were a model call's cost proportional to its batch rows, the re-noised capture ({r['signal']}: "
-              f"{3 if r['signal'] != 'noise difference' else 2} prompts per level) would take "
+              f"{r['renoised_rows_per_level']} prompts per level) would take "
               f"{100 * r['renoised_floor_share']:.1f} % of a full run before any recording."]
     return "\n".join(lines) + "\n"
 
